@@ -1,0 +1,216 @@
+package memclient
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults for the Config fields whose zero value means "use the default".
+const (
+	DefaultTimeout           = time.Second
+	DefaultDialTimeout       = time.Second
+	DefaultMaxConnsPerServer = 2
+	DefaultMaxItemSize       = 1 << 20
+	DefaultRetryInterval     = time.Second
+	DefaultMaxRetryInterval  = 30 * time.Second
+	DefaultFailureThreshold  = 3
+)
+
+// Distribution selects how keys are spread over servers.
+type Distribution int
+
+const (
+	// DistributionKetama is libmemcached's weighted ketama consistent
+	// hashing (MD5, 160 points per server scaled by weight), the same as
+	// pylibmc with ketama_weighted and twemproxy with ketama/md5.
+	DistributionKetama Distribution = iota
+	// DistributionModula is python-memcached's: crc32-based hash modulo a
+	// bucket list in which each server appears weight times.
+	DistributionModula
+)
+
+func (d Distribution) String() string {
+	switch d {
+	case DistributionKetama:
+		return "ketama"
+	case DistributionModula:
+		return "modula"
+	}
+	return "Distribution(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Protocol selects the wire protocol.
+type Protocol int
+
+const (
+	// ProtocolMeta is memcached's meta protocol (mg, ms, md, ma, mn),
+	// memcached >= 1.6.10. It supports leases (GetLease, Invalidate).
+	ProtocolMeta Protocol = iota
+	// ProtocolText is the classic text protocol, for proxies and older
+	// servers.
+	ProtocolText
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolMeta:
+		return "meta"
+	case ProtocolText:
+		return "text"
+	}
+	return "Protocol(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Server is one memcached server and its weight.
+type Server struct {
+	Addr   string // "host:port"
+	Weight int    // relative share of keys; 0 means 1
+}
+
+// Config configures a Client. The zero value of every field but Servers
+// means its default.
+type Config struct {
+	Servers      []Server
+	Distribution Distribution // default DistributionKetama
+	Protocol     Protocol     // default ProtocolMeta
+
+	// Timeout bounds each operation (write and reply). A context deadline
+	// that comes earlier wins. 0 means DefaultTimeout.
+	Timeout time.Duration
+	// DialTimeout bounds connecting (and the TLS handshake and auth).
+	// 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// MaxConnsPerServer is how many connections one server gets; concurrent
+	// requests are pipelined over them. 0 means DefaultMaxConnsPerServer.
+	MaxConnsPerServer int
+	// MaxItemSize is the largest value accepted; larger ones fail with
+	// ErrValueTooLarge before anything is written. 0 means
+	// DefaultMaxItemSize (memcached's default -I 1m).
+	MaxItemSize int
+
+	// TLS, when set, connects with TLS.
+	TLS *tls.Config
+	// Username and Password, when Username is set, authenticate every new
+	// connection with memcached's ASCII auth (memcached -Y).
+	Username, Password string
+
+	// FailureThreshold is how many consecutive failures (refused or broken
+	// connections, timeouts) mark a server down. 0 means
+	// DefaultFailureThreshold.
+	FailureThreshold int
+	// RetryInterval is how long a server stays down before the first
+	// background probe; it doubles after each failed probe up to
+	// MaxRetryInterval. 0 means DefaultRetryInterval / DefaultMaxRetryInterval.
+	RetryInterval, MaxRetryInterval time.Duration
+	// Failover sends the keys of a down server to the next live one (ketama:
+	// the next point on the ring; modula: python-memcached's rehash chain)
+	// instead of failing them with ErrServerUnavailable. Off by default:
+	// after the server comes back, its keys may hold values older than the
+	// ones written during the failover.
+	Failover bool
+}
+
+func (c *Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
+}
+
+func (c *Config) dialTimeout() time.Duration {
+	if c.DialTimeout > 0 {
+		return c.DialTimeout
+	}
+	return DefaultDialTimeout
+}
+
+func (c *Config) maxConns() int {
+	if c.MaxConnsPerServer > 0 {
+		return c.MaxConnsPerServer
+	}
+	return DefaultMaxConnsPerServer
+}
+
+func (c *Config) maxItemSize() int {
+	if c.MaxItemSize > 0 {
+		return c.MaxItemSize
+	}
+	return DefaultMaxItemSize
+}
+
+func (c *Config) failureThreshold() int {
+	if c.FailureThreshold > 0 {
+		return c.FailureThreshold
+	}
+	return DefaultFailureThreshold
+}
+
+func (c *Config) retryInterval() time.Duration {
+	if c.RetryInterval > 0 {
+		return c.RetryInterval
+	}
+	return DefaultRetryInterval
+}
+
+func (c *Config) maxRetryInterval() time.Duration {
+	if c.MaxRetryInterval > 0 {
+		return c.MaxRetryInterval
+	}
+	return DefaultMaxRetryInterval
+}
+
+// ParseServer parses "host:port" or "host:port:weight". IPv6 hosts are
+// written in brackets: "[::1]:11211:2".
+func ParseServer(s string) (Server, error) {
+	if s == "" {
+		return Server{}, errors.New("memclient: empty server address")
+	}
+	addr, weight := s, 1
+	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		// host:port:weight has two colons outside brackets.
+		rest := s[:i]
+		if j := strings.LastIndexByte(rest, ':'); j >= 0 && !strings.HasSuffix(rest, "]") && strings.LastIndexByte(rest, ']') < j {
+			w, err := strconv.Atoi(s[i+1:])
+			if err != nil || w < 1 {
+				return Server{}, fmt.Errorf("memclient: bad weight in %q", s)
+			}
+			addr, weight = rest, w
+		}
+	}
+	host, port, ok := splitHostPort(addr)
+	if !ok || host == "" || port == "" {
+		return Server{}, fmt.Errorf("memclient: bad server address %q (want host:port or host:port:weight)", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return Server{}, fmt.Errorf("memclient: bad port in %q", s)
+	}
+	return Server{Addr: addr, Weight: weight}, nil
+}
+
+func splitHostPort(addr string) (host, port string, ok bool) {
+	i := strings.LastIndexByte(addr, ':')
+	if i < 0 {
+		return "", "", false
+	}
+	host, port = addr[:i], addr[i+1:]
+	if strings.HasPrefix(host, "[") {
+		if !strings.HasSuffix(host, "]") {
+			return "", "", false
+		}
+		host = host[1 : len(host)-1]
+	} else if strings.Contains(host, ":") {
+		return "", "", false
+	}
+	return host, port, true
+}
+
+func (s Server) weight() int {
+	if s.Weight <= 0 {
+		return 1
+	}
+	return s.Weight
+}
