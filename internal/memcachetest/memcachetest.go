@@ -59,9 +59,9 @@ type Server struct {
 	// certificate; nil unless Options.TLS.
 	TLSConfig *tls.Config
 
-	t    testing.TB
 	args []string
 	tls  bool
+	dir  string // temporary files (certificate, auth file)
 
 	mu   sync.Mutex    // protects cmd and done
 	cmd  *exec.Cmd     // the running process, nil when stopped
@@ -72,30 +72,60 @@ type Server struct {
 // it when CI=true) when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("memcached")
+	path, err := findBinary()
 	if err == nil {
 		return path
 	}
-	for _, p := range []string{"/usr/bin/memcached", "/usr/local/bin/memcached", "/usr/sbin/memcached"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	msg := "memcached not found: run `make deps` (or `apt-get install memcached`)"
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
+		t.Fatal(err)
 	}
-	t.Skip(msg)
+	t.Skip(err)
 	return ""
 }
 
+func findBinary() (string, error) {
+	if path, err := exec.LookPath("memcached"); err == nil {
+		return path, nil
+	}
+	for _, p := range []string{"/usr/bin/memcached", "/usr/local/bin/memcached", "/usr/sbin/memcached"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", ErrNoBinary
+}
+
+// ErrNoBinary is returned by Launch when memcached is not installed.
+var ErrNoBinary = errors.New("memcachetest: memcached not found: run `make deps` (or `apt-get install memcached`)")
+
 // Start starts a memcached process and waits until it accepts connections.
+// The process is killed when the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	bin := Binary(t)
-	dir := t.TempDir()
+	if _, err := findBinary(); err != nil {
+		Binary(t) // skips, or fails under CI=true
+	}
+	s, err := Launch(opts)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
 
-	s := &Server{t: t, tls: opts.TLS}
+// Launch starts a memcached process without a testing.TB, for TestMain and
+// example tests. The caller must call Close. It returns ErrNoBinary when
+// memcached is not installed.
+func Launch(opts Options) (*Server, error) {
+	bin, err := findBinary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "memcachetest")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{tls: opts.TLS, dir: dir}
 	mem := opts.MemoryMB
 	if mem == 0 {
 		mem = 64
@@ -108,14 +138,19 @@ func Start(t testing.TB, opts Options) *Server {
 		base = append(base, "-I", opts.MaxItemSize)
 	}
 	if opts.TLS {
-		certFile, keyFile, pool := writeCert(t, dir)
+		certFile, keyFile, pool, err := writeCert(dir)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
 		base = append(base, "-Z", "-o", "ssl_chain_cert="+certFile+",ssl_key="+keyFile)
 		s.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	}
 	if opts.Username != "" {
 		authFile := filepath.Join(dir, "auth")
 		if err := os.WriteFile(authFile, []byte(opts.Username+":"+opts.Password+"\n"), 0o600); err != nil {
-			t.Fatalf("memcachetest: %v", err)
+			s.Close()
+			return nil, err
 		}
 		base = append(base, "-Y", authFile)
 	}
@@ -125,17 +160,25 @@ func Start(t testing.TB, opts Options) *Server {
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("memcachetest: free port: %v", err)
+			s.Close()
+			return nil, fmt.Errorf("memcachetest: free port: %w", err)
 		}
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		s.args = append([]string{bin, "-p", strconv.Itoa(port)}, base...)
 		if lastErr = s.start(); lastErr == nil {
-			t.Cleanup(s.Kill)
-			return s
+			return s, nil
 		}
 	}
-	t.Fatalf("memcachetest: starting memcached: %v", lastErr)
-	return nil
+	s.Close()
+	return nil, fmt.Errorf("memcachetest: starting memcached: %w", lastErr)
+}
+
+// Close kills the process and removes its temporary files.
+func (s *Server) Close() {
+	s.Kill()
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
 // start launches the process and waits for it to accept connections.
@@ -229,18 +272,17 @@ func (s *Server) Kill() {
 // Stop is Kill; memcached keeps nothing across restarts either way.
 func (s *Server) Stop() { s.Kill() }
 
-// Restart starts the server again on the same address (after Kill), empty.
-func (s *Server) Restart() {
-	s.t.Helper()
+// Restart kills the server and starts it again, empty, on the same address.
+func (s *Server) Restart() error {
 	s.Kill()
 	var err error
 	for i := 0; i < 50; i++ {
 		if err = s.start(); err == nil {
-			return
+			return nil
 		}
 		time.Sleep(20 * time.Millisecond) // the port may linger briefly
 	}
-	s.t.Fatalf("memcachetest: restarting %s: %v", s.Addr, err)
+	return fmt.Errorf("memcachetest: restarting %s: %w", s.Addr, err)
 }
 
 // StartN starts n plain servers.
@@ -272,11 +314,10 @@ func freePort() (int, error) {
 }
 
 // writeCert writes a fresh self-signed ECDSA certificate for 127.0.0.1.
-func writeCert(t testing.TB, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
+func writeCert(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatalf("memcachetest: key: %v", err)
+		return "", "", nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(time.Now().UnixNano()),
@@ -292,24 +333,27 @@ func writeCert(t testing.TB, dir string) (certFile, keyFile string, pool *x509.C
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatalf("memcachetest: cert: %v", err)
+		return "", "", nil, err
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatalf("memcachetest: key: %v", err)
+		return "", "", nil, err
 	}
 	certFile = filepath.Join(dir, "cert.pem")
 	keyFile = filepath.Join(dir, "key.pem")
 	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatalf("memcachetest: %v", err)
+		return "", "", nil, err
 	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		t.Fatalf("memcachetest: %v", err)
+		return "", "", nil, err
 	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return "", "", nil, err
+	}
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
-	return certFile, keyFile, pool
+	return certFile, keyFile, pool, nil
 }
 
 // limitedBuffer keeps the first 4 KB written to it, for error messages.

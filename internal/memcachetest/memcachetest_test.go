@@ -71,7 +71,7 @@ func TestFreezeKillRestart(t *testing.T) {
 	s.Kill()
 	_, err = net.DialTimeout("tcp", s.Addr, time.Second)
 	require.Error(t, err, "a killed server must refuse connections")
-	s.Restart()
+	require.NoError(t, s.Restart())
 	conn2, err := net.Dial("tcp", s.Addr)
 	require.NoError(t, err)
 	defer conn2.Close()
