@@ -1,0 +1,290 @@
+package memclient
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one pipelined connection to a server. Callers write their own
+// requests (so nothing they pass is retained after the write) while holding
+// the write slot; a caller that sees another writer queued behind it leaves
+// the flush to that writer, so concurrent requests go out in batches. One
+// reader goroutine reads replies in order and hands each to its request.
+type conn struct {
+	srv   *server
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer // guarded by the write slot
+	proto protocol
+
+	wsem    chan struct{} // write slot, capacity 1
+	writers atomic.Int32  // callers announced for the write slot or holding it
+
+	mu       sync.Mutex // protects inflight, head, closed, err
+	inflight []*request // written, awaiting replies, in order
+	head     int
+	closed   bool
+	err      error
+
+	lastRead   atomic.Int64  // unix nanos of the last reply read
+	readerDone chan struct{} // closed when the reader exits
+}
+
+var errConnClosed = errors.New("connection closed")
+
+// dial connects to the server, runs the TLS handshake and auth, and starts
+// the reader.
+func (s *server) dial(ctx context.Context) (*conn, error) {
+	cfg := s.cfg
+	dctx, cancel := context.WithTimeout(ctx, cfg.dialTimeout())
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", s.addr)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		tc := cfg.TLS
+		if tc.ServerName == "" {
+			tc = tc.Clone()
+			if host, _, ok := splitHostPort(s.addr); ok {
+				tc.ServerName = host
+			}
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(dctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		nc = tlsConn
+	}
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		br:         bufio.NewReaderSize(nc, 16<<10),
+		bw:         bufio.NewWriterSize(nc, 16<<10),
+		proto:      protocolFor(cfg.Protocol),
+		wsem:       make(chan struct{}, 1),
+		readerDone: make(chan struct{}),
+	}
+	if cfg.Username != "" {
+		if err := c.auth(dctx, cfg.Username, cfg.Password); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	go c.readLoop()
+	return c, nil
+}
+
+// auth runs memcached's ASCII authentication: a set whose data is
+// "user pass", answered STORED.
+func (c *conn) auth(ctx context.Context, user, pass string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.nc.SetDeadline(dl)
+		defer c.nc.SetDeadline(time.Time{})
+	}
+	data := user + " " + pass
+	fmt.Fprintf(c.bw, "set auth 0 0 %d\r\n%s\r\n", len(data), data)
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	line, err := c.br.ReadSlice('\n')
+	if err != nil {
+		return err
+	}
+	if string(line) != "STORED\r\n" {
+		return fmt.Errorf("%w: %s: %s", ErrAuth, c.srv.addr, trimCRLF(line))
+	}
+	return nil
+}
+
+// send writes reqs in order. It returns an error, having sent nothing of
+// that call's requests that the reader will answer, if the write slot is
+// not obtained in time or the connection is closed. A write error closes
+// the connection and fails every request in flight, reqs included.
+func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, reqs ...*request) error {
+	c.writers.Add(1)
+	select {
+	case c.wsem <- struct{}{}:
+	default:
+		var timeout <-chan time.Time
+		if !deadline.IsZero() {
+			timer.Reset(time.Until(deadline))
+			timeout = timer.C
+		}
+		var err error
+		select {
+		case c.wsem <- struct{}{}:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-timeout:
+			err = &timeoutError{addr: c.srv.addr}
+		}
+		timer.Stop()
+		if err != nil {
+			c.writers.Add(-1)
+			// We may have been the writer others left their flush to.
+			select {
+			case c.wsem <- struct{}{}:
+				c.finishWrite()
+			default:
+			}
+			return err
+		}
+	}
+
+	c.mu.Lock()
+	if c.closed {
+		err := c.err
+		c.mu.Unlock()
+		c.writers.Add(-1)
+		c.finishWrite()
+		return err
+	}
+	now := time.Now().UnixNano()
+	for _, r := range reqs {
+		r.sentAt = now
+		c.inflight = append(c.inflight, r)
+	}
+	c.mu.Unlock()
+
+	wd := time.Now().Add(c.srv.cfg.timeout())
+	if !deadline.IsZero() && deadline.After(wd) {
+		wd = deadline
+	}
+	_ = c.nc.SetWriteDeadline(wd)
+	var err error
+	for _, r := range reqs {
+		if err = c.proto.encode(c.bw, r); err != nil {
+			break
+		}
+	}
+	c.writers.Add(-1)
+	if ferr := c.finishWrite(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		c.fail(err)
+		// The requests were failed by fail; their callers learn it from wait.
+	}
+	return nil
+}
+
+// finishWrite releases the write slot, flushing the buffer unless another
+// writer has announced itself and so will flush it (or, if it gives up,
+// take the slot back and flush). The caller must hold the slot.
+func (c *conn) finishWrite() error {
+	var err error
+	for {
+		if c.writers.Load() == 0 {
+			if c.bw.Buffered() > 0 {
+				err = c.bw.Flush()
+			}
+			<-c.wsem
+			return err
+		}
+		<-c.wsem
+		if c.writers.Load() != 0 {
+			return err
+		}
+		// The writer we counted on gave up between our check and our
+		// release: take the slot back and flush ourselves, unless a new
+		// holder already has it (it will run this same check).
+		select {
+		case c.wsem <- struct{}{}:
+		default:
+			return err
+		}
+	}
+}
+
+// readLoop reads replies in order until the connection fails.
+func (c *conn) readLoop() {
+	defer close(c.readerDone)
+	for {
+		// Block for the first byte of the next reply before taking the
+		// request, so an idle connection holds no lock.
+		if _, err := c.br.Peek(1); err != nil {
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		if c.head == len(c.inflight) {
+			c.mu.Unlock()
+			c.fail(errors.New("unsolicited data from server"))
+			return
+		}
+		r := c.inflight[c.head]
+		c.inflight[c.head] = nil
+		c.head++
+		if c.head == len(c.inflight) {
+			c.head = 0
+			c.inflight = c.inflight[:0]
+		}
+		c.mu.Unlock()
+
+		if err := c.proto.decode(c.br, r, c.srv.addr); err != nil {
+			// A broken stream: the reply cannot be delimited.
+			r.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
+			r.complete()
+			c.fail(err)
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		c.srv.noteSuccess()
+		r.complete()
+	}
+}
+
+// fail closes the connection and fails every request in flight with err.
+func (c *conn) fail(err error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		err = errConnClosed
+	}
+	c.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
+	pending := c.inflight[c.head:]
+	c.inflight, c.head = nil, 0
+	c.mu.Unlock()
+
+	c.nc.Close()
+	for _, r := range pending {
+		r.err = c.err
+		r.complete()
+	}
+	c.srv.dropConn(c, err)
+}
+
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// stuckSince reports whether no reply has been read since before t: the
+// connection then made no progress while a request waited on it.
+func (c *conn) stuckSince(t int64) bool {
+	return c.lastRead.Load() < t
+}
+
+func trimCRLF(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return string(b)
+}

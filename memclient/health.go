@@ -1,0 +1,99 @@
+package memclient
+
+import (
+	"context"
+	"time"
+)
+
+// wakeProber makes sure the prober goroutine runs: it brings down servers
+// back once they answer. It runs only while some server is down.
+func (c *Client) wakeProber() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if c.probing {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	c.probing = true
+	c.probeWG.Add(1)
+	go c.probeLoop()
+}
+
+// probeLoop probes each down server when its retry time comes, until no
+// server is down or the client closes.
+func (c *Client) probeLoop() {
+	defer c.probeWG.Done()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.wake:
+		case <-timer.C:
+		}
+		next, anyDown := c.probeDue()
+		if !anyDown {
+			c.mu.Lock()
+			// A server may have gone down since probeDue looked.
+			if !c.anyDown() {
+				c.probing = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			next = c.now().Add(c.cfg.retryInterval())
+		}
+		timer.Reset(max(next.Sub(c.now()), time.Millisecond))
+	}
+}
+
+func (c *Client) anyDown() bool {
+	for _, s := range c.topo.Load().servers {
+		if s.down.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// probeDue probes the down servers whose time has come and returns when
+// the next probe is due.
+func (c *Client) probeDue() (next time.Time, anyDown bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for _, s := range c.topo.Load().servers {
+		if !s.down.Load() {
+			continue
+		}
+		s.hmu.Lock()
+		due := s.nextProbe
+		s.hmu.Unlock()
+		if !c.now().Before(due) {
+			if s.probe(ctx) {
+				continue
+			}
+			s.hmu.Lock()
+			due = s.nextProbe
+			s.hmu.Unlock()
+		}
+		if !anyDown || due.Before(next) {
+			next = due
+		}
+		anyDown = true
+	}
+	return next, anyDown
+}

@@ -1,0 +1,146 @@
+package memclient
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type opcode uint8
+
+const (
+	opGet opcode = iota
+	opGAT
+	opTouch
+	opSet
+	opAdd
+	opReplace
+	opAppend
+	opPrepend
+	opCAS
+	opDelete
+	opIncr
+	opDecr
+	opGetMulti
+	opLease
+	opInvalidate
+	opStats
+	opFlushAll
+	opNoop
+)
+
+func (op opcode) isStore() bool { return op >= opSet && op <= opCAS }
+
+// Request states: a request is pending until its reply is read (done) or
+// its caller gives up (abandoned). Whoever moves it out of pending second
+// cleans up: the reader recycles an abandoned request.
+const (
+	reqPending uint32 = iota
+	reqDone
+	reqAbandoned
+)
+
+// request is one command on a connection and, once answered, its result.
+// Requests are pooled; a request is owned by its caller until sent, then
+// shared with the connection's reader until done or abandoned.
+type request struct {
+	op    opcode
+	key   string
+	keys  []string // opGetMulti
+	item  *Item    // store ops
+	exp   int64    // expiration sent to the server
+	delta uint64   // opIncr, opDecr
+	lease LeaseOptions
+	args  []string // opStats
+
+	// results, written by the reader before done
+	resItem  *Item
+	resItems []*Item
+	resLease Lease
+	num      uint64
+	stats    map[string]string
+	err      error
+
+	sentAt int64 // unix nanos when written
+	state  atomic.Uint32
+	done   chan struct{} // capacity 1; signalled once per use
+	timer  *time.Timer
+}
+
+var requestPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &request{done: make(chan struct{}, 1), timer: t}
+}}
+
+func getRequest(op opcode) *request {
+	r := requestPool.Get().(*request)
+	r.op = op
+	r.state.Store(reqPending)
+	return r
+}
+
+// putRequest returns r to the pool. The caller must own r.
+func putRequest(r *request) {
+	done, timer := r.done, r.timer
+	*r = request{done: done, timer: timer}
+	requestPool.Put(r)
+}
+
+// complete hands the result to the waiting caller, or recycles the request
+// if the caller has given up. Called once, by the connection's reader or
+// its failure path.
+func (r *request) complete() {
+	if r.state.CompareAndSwap(reqPending, reqDone) {
+		r.done <- struct{}{}
+		return
+	}
+	putRequest(r) // abandoned: nobody else refers to it
+}
+
+// wait blocks until r is answered, ctx ends or the deadline passes. On
+// timeout it abandons r (the reader then recycles it) and returns the
+// error with abandoned true; otherwise the caller still owns r.
+func (r *request) wait(ctx context.Context, deadline time.Time, addr string) (abandoned bool, err error) {
+	// Fast path: already answered (common when another goroutine's flush
+	// carried it and the reply came back quickly).
+	select {
+	case <-r.done:
+		return false, nil
+	default:
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		r.timer.Reset(time.Until(deadline))
+		timeout = r.timer.C
+	}
+	select {
+	case <-r.done:
+		r.timer.Stop()
+		return false, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timeout:
+		err = &timeoutError{addr: addr}
+	}
+	r.timer.Stop()
+	if r.state.CompareAndSwap(reqPending, reqAbandoned) {
+		return true, err
+	}
+	<-r.done // the reply raced in: take it after all
+	return false, nil
+}
+
+// timeoutError is returned when Config.Timeout expires before the reply.
+// It matches context.DeadlineExceeded and reports Timeout() true.
+type timeoutError struct{ addr string }
+
+func (e *timeoutError) Error() string {
+	return "memclient: " + e.addr + ": timeout waiting for the server"
+}
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+func (e *timeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded
+}

@@ -1,0 +1,242 @@
+package memclient
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// server is one memcached server: a fixed set of connection slots filled
+// on demand, and its health.
+type server struct {
+	addr   string
+	weight int
+	cfg    *Config
+	client *Client
+
+	slots []slot
+	next  atomic.Uint32 // round-robin slot cursor
+
+	// Health. failures counts consecutive failures; down is set once they
+	// reach the threshold.
+	failures atomic.Int32
+	down     atomic.Bool
+	requests atomic.Uint64
+	errors   atomic.Uint64
+	timeouts atomic.Uint64
+
+	hmu       sync.Mutex // protects downSince, nextProbe, backoff, lastErr
+	downSince time.Time
+	nextProbe time.Time
+	backoff   time.Duration
+	lastErr   error
+}
+
+type slot struct {
+	mu      sync.Mutex // protects dialing
+	c       atomic.Pointer[conn]
+	dialing chan struct{} // closed when the dial under way ends
+}
+
+func newServer(c *Client, s Server) *server {
+	return &server{
+		addr:   s.Addr,
+		weight: s.weight(),
+		cfg:    &c.cfg,
+		client: c,
+		slots:  make([]slot, c.cfg.maxConns()),
+	}
+}
+
+// conn returns a live connection, dialing one if its slot is empty.
+func (s *server) conn(ctx context.Context) (*conn, error) {
+	sl := &s.slots[int(s.next.Add(1))%len(s.slots)]
+	if c := sl.c.Load(); c != nil && !c.isClosed() {
+		return c, nil
+	}
+	for {
+		sl.mu.Lock()
+		if c := sl.c.Load(); c != nil && !c.isClosed() {
+			sl.mu.Unlock()
+			return c, nil
+		}
+		if ch := sl.dialing; ch != nil {
+			sl.mu.Unlock()
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		if s.client.isClosed() {
+			sl.mu.Unlock()
+			return nil, ErrClosed
+		}
+		ch := make(chan struct{})
+		sl.dialing = ch
+		sl.mu.Unlock()
+
+		c, err := s.dial(ctx)
+
+		sl.mu.Lock()
+		sl.dialing = nil
+		if err == nil {
+			if s.client.isClosed() {
+				err = ErrClosed
+				c.fail(ErrClosed)
+				<-c.readerDone
+			} else {
+				sl.c.Store(c)
+				s.client.track(c)
+			}
+		}
+		sl.mu.Unlock()
+		close(ch)
+		if err != nil {
+			if err != ErrClosed && ctx.Err() == nil {
+				s.noteFailure(err)
+			}
+			return nil, wrapAddr(s.addr, err)
+		}
+		return c, nil
+	}
+}
+
+// dropConn forgets a failed connection so the next request dials anew.
+func (s *server) dropConn(c *conn, err error) {
+	for i := range s.slots {
+		s.slots[i].c.CompareAndSwap(c, nil)
+	}
+	s.client.untrack(c)
+	if !s.client.isClosed() && err != ErrClosed && err != errClientClosing {
+		s.noteFailure(err)
+	}
+}
+
+// closeAll closes every connection.
+func (s *server) closeAll(err error) {
+	for i := range s.slots {
+		if c := s.slots[i].c.Load(); c != nil {
+			c.fail(err)
+		}
+	}
+}
+
+func (s *server) noteSuccess() {
+	if s.failures.Load() != 0 {
+		s.failures.Store(0)
+	}
+}
+
+// noteFailure counts a failure; at the threshold the server goes down.
+func (s *server) noteFailure(err error) {
+	s.errors.Add(1)
+	s.hmu.Lock()
+	s.lastErr = err
+	s.hmu.Unlock()
+	if int(s.failures.Add(1)) >= s.cfg.failureThreshold() {
+		s.markDown(err)
+	}
+}
+
+func (s *server) markDown(err error) {
+	s.hmu.Lock()
+	if s.down.Load() {
+		s.hmu.Unlock()
+		return
+	}
+	s.down.Store(true)
+	s.downSince = s.client.now()
+	s.backoff = s.cfg.retryInterval()
+	s.nextProbe = s.downSince.Add(s.backoff)
+	s.lastErr = err
+	s.hmu.Unlock()
+	// Connections to a dead server only make callers wait: close them.
+	s.closeAll(errServerDown)
+	s.client.wakeProber()
+}
+
+func (s *server) markUp() {
+	s.hmu.Lock()
+	s.down.Store(false)
+	s.failures.Store(0)
+	s.downSince = time.Time{}
+	s.lastErr = nil
+	s.hmu.Unlock()
+}
+
+func (s *server) unavailable() error {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	return &unavailableError{addr: s.addr, cause: s.lastErr}
+}
+
+// probe tries to reach a down server once; on success it is up again.
+// It reports whether the server is up.
+func (s *server) probe(ctx context.Context) bool {
+	c, err := s.dial(ctx)
+	if err == nil {
+		req := getRequest(opNoop)
+		deadline := time.Now().Add(s.cfg.timeout())
+		if err = c.send(ctx, deadline, req.timer, req); err == nil {
+			var abandoned bool
+			abandoned, err = req.wait(ctx, deadline, s.addr)
+			if err == nil {
+				err = req.err
+			}
+			if !abandoned {
+				putRequest(req)
+			}
+		} else {
+			putRequest(req)
+		}
+		c.fail(errProbeDone)
+		<-c.readerDone
+	}
+	now := s.client.now()
+	if err == nil {
+		s.markUp()
+		return true
+	}
+	s.hmu.Lock()
+	s.lastErr = err
+	s.backoff *= 2
+	if max := s.cfg.maxRetryInterval(); s.backoff > max {
+		s.backoff = max
+	}
+	s.nextProbe = now.Add(s.backoff)
+	s.hmu.Unlock()
+	return false
+}
+
+// ServerStatus is a snapshot of one server's health and counters.
+type ServerStatus struct {
+	Addr      string
+	Weight    int
+	Up        bool
+	DownSince time.Time // zero when up
+	LastError string    // the last failure, if any
+	Requests  uint64    // requests sent
+	Errors    uint64    // connection failures and error replies
+	Timeouts  uint64    // requests that timed out
+}
+
+func (s *server) status() ServerStatus {
+	s.hmu.Lock()
+	defer s.hmu.Unlock()
+	st := ServerStatus{
+		Addr:      s.addr,
+		Weight:    s.weight,
+		Up:        !s.down.Load(),
+		DownSince: s.downSince,
+		Requests:  s.requests.Load(),
+		Errors:    s.errors.Load(),
+		Timeouts:  s.timeouts.Load(),
+	}
+	if s.lastErr != nil {
+		st.LastError = s.lastErr.Error()
+	}
+	return st
+}
