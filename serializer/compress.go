@@ -1,0 +1,252 @@
+package serializer
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zlib"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compressor is one of the built-in compressors: S2, Zstd, Zlib or None.
+// The set is closed because every reader must know every compressor and
+// bound its output. All are safe for concurrent use.
+type Compressor interface {
+	// Name is a short lower-case name.
+	Name() string
+	flags() uint32
+	compress(dst, src []byte) ([]byte, error)
+	// decompress appends the decoded src to dst, failing with ErrTooLarge
+	// beyond max bytes and with ErrCorrupt on bad input.
+	decompress(dst, src []byte, max int) ([]byte, error)
+}
+
+// Built-in compressors.
+var (
+	// S2 is klauspost/compress/s2 block format: very fast, the default.
+	S2 Compressor = s2Compressor{}
+	// Zstd is Zstandard (klauspost/compress/zstd) at its default level,
+	// with checksums: smaller output than S2 for more CPU.
+	Zstd Compressor = zstdCompressor{}
+	// Zlib is RFC 1950 zlib, flagged with python-memcached's flag 8 so
+	// Python can read it.
+	Zlib Compressor = zlibCompressor{}
+	// None turns compression off.
+	None Compressor = noneCompressor{}
+)
+
+const (
+	s2ID   = 1
+	zstdID = 2
+)
+
+func compressorByID(id uint8) (Compressor, bool) {
+	switch id {
+	case s2ID:
+		return S2, true
+	case zstdID:
+		return Zstd, true
+	}
+	return nil, false
+}
+
+func tooLarge(max int) error {
+	return fmt.Errorf("%w: above %d bytes", ErrTooLarge, max)
+}
+
+type noneCompressor struct{}
+
+func (noneCompressor) Name() string  { return "none" }
+func (noneCompressor) flags() uint32 { return 0 }
+func (noneCompressor) compress(dst, src []byte) ([]byte, error) {
+	return append(dst, src...), nil
+}
+func (noneCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
+	if len(src) > max {
+		return dst, tooLarge(max)
+	}
+	return append(dst, src...), nil
+}
+
+type s2Compressor struct{}
+
+func (s2Compressor) Name() string  { return "s2" }
+func (s2Compressor) flags() uint32 { return s2ID << compShift }
+
+func (s2Compressor) compress(dst, src []byte) ([]byte, error) {
+	n := s2.MaxEncodedLen(len(src))
+	if n < 0 {
+		return dst, s2.ErrTooLarge
+	}
+	dst = grow(dst, n)
+	out := s2.Encode(dst[len(dst):len(dst)+n], src)
+	return dst[:len(dst)+len(out)], nil
+}
+
+func (s2Compressor) decompress(dst, src []byte, max int) ([]byte, error) {
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return dst, fmt.Errorf("%w: s2: %w", ErrCorrupt, err)
+	}
+	if n > max {
+		return dst, tooLarge(max)
+	}
+	dst = grow(dst, n)
+	out, err := s2.Decode(dst[len(dst):len(dst)+n], src)
+	if err != nil {
+		return dst, fmt.Errorf("%w: s2: %w", ErrCorrupt, err)
+	}
+	return dst[:len(dst)+len(out)], nil
+}
+
+type zstdCompressor struct{}
+
+func (zstdCompressor) Name() string  { return "zstd" }
+func (zstdCompressor) flags() uint32 { return zstdID << compShift }
+
+// zstdEncoder is shared: EncodeAll is safe for concurrent use and starts no
+// goroutines.
+var zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
+	e, err := zstd.NewWriter(nil, zstd.WithZeroFrames(true))
+	if err != nil {
+		panic(err) // only invalid options fail
+	}
+	return e
+})
+
+// zstdDecoders holds one decoder per MaxDecodedSize in use, since the limit
+// is a decoder option; DecodeAll is safe for concurrent use and starts no
+// goroutines.
+var zstdDecoders sync.Map // int -> *zstd.Decoder
+
+func zstdDecoder(max int) (*zstd.Decoder, error) {
+	if d, ok := zstdDecoders.Load(max); ok {
+		return d.(*zstd.Decoder), nil
+	}
+	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(max)), zstd.WithDecoderConcurrency(0))
+	if err != nil {
+		return nil, err
+	}
+	actual, loaded := zstdDecoders.LoadOrStore(max, d)
+	if loaded {
+		d.Close()
+	}
+	return actual.(*zstd.Decoder), nil
+}
+
+func (zstdCompressor) compress(dst, src []byte) ([]byte, error) {
+	return zstdEncoder().EncodeAll(src, dst), nil
+}
+
+func (zstdCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
+	d, err := zstdDecoder(max)
+	if err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	out, err := d.DecodeAll(src, dst)
+	switch {
+	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
+		return dst, tooLarge(max)
+	case err != nil:
+		return dst, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	case len(out)-start > max:
+		return dst, tooLarge(max)
+	}
+	return out, nil
+}
+
+type zlibCompressor struct{}
+
+func (zlibCompressor) Name() string  { return "zlib" }
+func (zlibCompressor) flags() uint32 { return flagZlib }
+
+var (
+	zlibWriters = sync.Pool{New: func() any {
+		w, _ := zlib.NewWriterLevel(nil, zlib.DefaultCompression)
+		return w
+	}}
+	zlibReaders sync.Pool // of zlibReader
+)
+
+type zlibReader struct {
+	src bytes.Reader
+	zr  io.ReadCloser // also a zlib.Resetter
+}
+
+func (zlibCompressor) compress(dst, src []byte) ([]byte, error) {
+	w := appendWriter{b: dst}
+	zw := zlibWriters.Get().(*zlib.Writer)
+	zw.Reset(&w)
+	_, err := zw.Write(src)
+	if err == nil {
+		err = zw.Close()
+	}
+	zw.Reset(nil)
+	zlibWriters.Put(zw)
+	return w.b, err
+}
+
+func (zlibCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
+	zr, _ := zlibReaders.Get().(*zlibReader)
+	if zr == nil {
+		zr = &zlibReader{}
+	}
+	defer func() {
+		zr.src.Reset(nil)
+		zlibReaders.Put(zr)
+	}()
+	zr.src.Reset(src)
+	var err error
+	if zr.zr == nil {
+		zr.zr, err = zlib.NewReader(&zr.src)
+	} else {
+		err = zr.zr.(zlib.Resetter).Reset(&zr.src, nil)
+	}
+	if err != nil {
+		zr.zr = nil
+		return dst, fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+	}
+	start := len(dst)
+	for {
+		if len(dst)-start > max {
+			return dst[:start], tooLarge(max)
+		}
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)]
+		}
+		limit := cap(dst)
+		if room := start + max + 1; limit > room {
+			limit = room
+		}
+		n, err := zr.zr.Read(dst[len(dst):limit])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+		}
+	}
+	if len(dst)-start > max {
+		return dst[:start], tooLarge(max)
+	}
+	if src := zr.src.Len(); src > 0 {
+		return dst[:start], fmt.Errorf("%w: zlib: %d trailing bytes", ErrCorrupt, src)
+	}
+	return dst, nil
+}
+
+// grow makes room for n more bytes after len(dst).
+func grow(dst []byte, n int) []byte {
+	if cap(dst)-len(dst) >= n {
+		return dst
+	}
+	out := make([]byte, len(dst), len(dst)+n)
+	copy(out, dst)
+	return out
+}
