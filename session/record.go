@@ -1,0 +1,124 @@
+package session
+
+import (
+	"bytes"
+
+	"fmt"
+
+	"github.com/memkit/memkit/serializer"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// record is what a session stores: its creation time and each value as
+// its own msgpack bytes, decoded lazily into the type the caller asks for.
+type record struct {
+	Created int64                           `msgpack:"c"` // Unix nanoseconds
+	Values  map[string]msgpack.RawMessage   `msgpack:"v,omitempty"`
+	Flashes map[string][]msgpack.RawMessage `msgpack:"f,omitempty"`
+}
+
+// changes are one request's edits to a session, kept apart from the loaded
+// record so that they can be re-applied to a newer record after a lost
+// compare-and-swap.
+type changes struct {
+	cleared  bool  // start from an empty record (Clear, or a reset)
+	created  int64 // with cleared: the new creation time, if non-zero
+	sets     map[string]msgpack.RawMessage
+	dels     map[string]struct{}
+	flashAdd map[string][]msgpack.RawMessage // by category
+	flashPop map[string][]msgpack.RawMessage // flashes this request consumed
+}
+
+func (c *changes) empty() bool {
+	return !c.cleared && len(c.sets) == 0 && len(c.dels) == 0 && len(c.flashAdd) == 0 && len(c.flashPop) == 0
+}
+
+// apply returns base with c applied; base is not modified.
+func (c *changes) apply(base *record) *record {
+	out := &record{Values: make(map[string]msgpack.RawMessage)}
+	if base != nil {
+		out.Created = base.Created
+	}
+	if base != nil && !c.cleared {
+		for k, v := range base.Values {
+			out.Values[k] = v
+		}
+		for cat, list := range base.Flashes {
+			if out.Flashes == nil {
+				out.Flashes = make(map[string][]msgpack.RawMessage)
+			}
+			out.Flashes[cat] = append([]msgpack.RawMessage(nil), list...)
+		}
+	}
+	if c.cleared && c.created != 0 {
+		out.Created = c.created
+	}
+	for k := range c.dels {
+		delete(out.Values, k)
+	}
+	for k, v := range c.sets {
+		out.Values[k] = v
+	}
+	for cat, popped := range c.flashPop {
+		list := out.Flashes[cat]
+		for _, p := range popped {
+			for i, v := range list {
+				if bytes.Equal(v, p) {
+					list = append(list[:i:i], list[i+1:]...)
+					break
+				}
+			}
+		}
+		if len(list) == 0 {
+			delete(out.Flashes, cat)
+		} else {
+			out.Flashes[cat] = list
+		}
+	}
+	for cat, added := range c.flashAdd {
+		if out.Flashes == nil {
+			out.Flashes = make(map[string][]msgpack.RawMessage)
+		}
+		out.Flashes[cat] = append(out.Flashes[cat], added...)
+	}
+	return out
+}
+
+// encodeRecord encodes r through ser.
+func encodeRecord(ser *serializer.Serializer, r *record) ([]byte, uint32, error) {
+	return ser.Marshal(r)
+}
+
+// decodeRecord decodes a stored record; any failure is ErrUndecodable.
+func decodeRecord(ser *serializer.Serializer, data []byte, flags uint32) (*record, error) {
+	var r record
+	if err := ser.Unmarshal(data, flags, &r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	if r.Created <= 0 {
+		return nil, fmt.Errorf("%w: no creation time", ErrUndecodable)
+	}
+	for k, v := range r.Values {
+		if len(v) == 0 {
+			return nil, fmt.Errorf("%w: empty value for key %q", ErrUndecodable, k)
+		}
+	}
+	return &r, nil
+}
+
+// encodeValue encodes one session value.
+func encodeValue(v any) (msgpack.RawMessage, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("session: encoding value: %w", err)
+	}
+	return b, nil
+}
+
+// decodeValue decodes one session value into the pointer dst.
+func decodeValue(raw msgpack.RawMessage, dst any) error {
+	if err := msgpack.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	return nil
+}

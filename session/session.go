@@ -1,0 +1,339 @@
+// Package session keeps dict-like web sessions in memcached (or memory)
+// without losing concurrent writes.
+//
+// A Manager reads a signed random session ID from the request's cookie and
+// loads the record lazily: a request that never touches its session makes
+// no store call, a read makes one round trip that also slides the idle
+// timeout, and a request that changed the session saves it with a
+// compare-and-swap, re-applying only its own changes (sets and deletes per
+// key, flashes added and consumed) on top of whatever a concurrent request
+// wrote meanwhile. The cookie carries only the ID; the store key is a hash
+// of it.
+//
+// Use it through middleware.Session, which puts the Session in the request
+// context (FromContext) and commits it before the first byte of the
+// response:
+//
+//	mgr := &session.Manager{Store: session.NewMemcacheStore(client), Keys: keys}
+//	http.ListenAndServe(addr, middleware.Session(mgr)(mux))
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		s := session.FromContext(r.Context())
+//		n, _ := session.Get[int](r.Context(), s, "visits")
+//		s.Set("visits", n+1)
+//	}
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Session is one request's view of a session. Reads load the record on
+// first use (hence the ctx); writes are recorded and saved by
+// Manager.Commit. Load failures do not surface in every call: reads then
+// see an empty session and the error reaches the Manager's error hook (and
+// Err).
+//
+// A Session is safe for concurrent use by the goroutines serving its
+// request.
+type Session struct {
+	mgr *Manager
+
+	mu        sync.Mutex // protects every field below
+	id        string     // current ID; "" until a new session needs one
+	cookieID  string     // the ID the request's cookie carried, if valid
+	hadCookie bool       // the request sent a session cookie, valid or not
+	loaded    bool       // the record was loaded (or there is none to load)
+	failed    bool       // loading failed: the session will not be saved
+	found     bool       // a record existed when loaded
+	base      *record    // the record as loaded; nil if none
+	version   uint64     // base's store version; 0 if none
+	created   time.Time  // creation time of the record, once known
+	ch        changes    // this request's changes
+	oldKey    string     // record to delete after saving (RenewID, expiry)
+	renewed   bool
+	destroyed bool
+	committed bool
+	cookieSet bool
+	errs      []error
+}
+
+// err records a non-nil error and returns it.
+func (s *Session) err(err error) error {
+	if err != nil {
+		s.errs = append(s.errs, err)
+	}
+	return err
+}
+
+// Err returns the errors met so far loading or saving the session,
+// joined, or nil.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+// ID returns the session ID, making one for a new session. The ID is
+// secret: it is what the cookie authenticates.
+func (s *Session) ID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.id == "" {
+		s.id = newID()
+	}
+	return s.id
+}
+
+// IsNew reports whether the session had no stored record when this
+// request loaded it.
+func (s *Session) IsNew(ctx context.Context) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	return !s.found
+}
+
+// CreatedAt returns when the session was created, or the zero time for a
+// session not saved yet.
+func (s *Session) CreatedAt(ctx context.Context) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	if s.ch.cleared && s.ch.created != 0 {
+		return time.Unix(0, s.ch.created)
+	}
+	return s.created
+}
+
+// raw returns key's encoded value as this request sees it; s.mu is held
+// and the record loaded.
+func (s *Session) raw(key string) (msgpack.RawMessage, bool) {
+	if _, ok := s.ch.dels[key]; ok {
+		return nil, false
+	}
+	if v, ok := s.ch.sets[key]; ok {
+		return v, true
+	}
+	if s.ch.cleared || s.base == nil {
+		return nil, false
+	}
+	v, ok := s.base.Values[key]
+	return v, ok
+}
+
+// Get returns key's value decoded as msgpack decodes into an interface:
+// integers come back as the smallest fitting type, structs as maps. Use
+// the generic Get to decode into a concrete type.
+func (s *Session) Get(ctx context.Context, key string) (any, bool) {
+	var v any
+	ok := get(ctx, s, key, &v)
+	return v, ok
+}
+
+// Get returns key's value decoded into a T. It returns the zero T and
+// false when the key is absent. A stored value that does not decode into
+// T (its type changed between deploys) is reported to the error hook as
+// ErrUndecodable and the session is reset to a fresh, empty one.
+func Get[T any](ctx context.Context, s *Session, key string) (T, bool) {
+	var v T
+	if !get(ctx, s, key, &v) {
+		var zero T
+		return zero, false
+	}
+	return v, true
+}
+
+func get(ctx context.Context, s *Session, key string, dst any) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	raw, ok := s.raw(key)
+	if !ok {
+		return false
+	}
+	if err := decodeValue(raw, dst); err != nil {
+		s.err(fmt.Errorf("key %q: %w", key, err))
+		s.resetLocked()
+		return false
+	}
+	return true
+}
+
+// resetLocked turns the session into a fresh, empty one that overwrites
+// the stored record when saved; s.mu is held.
+func (s *Session) resetLocked() {
+	s.ch = changes{cleared: true, created: s.mgr.clock().UnixNano()}
+}
+
+// Has reports whether key has a value.
+func (s *Session) Has(ctx context.Context, key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	_, ok := s.raw(key)
+	return ok
+}
+
+// Keys returns the keys that have a value, sorted.
+func (s *Session) Keys(ctx context.Context) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	keys := make([]string, 0)
+	if !s.ch.cleared && s.base != nil {
+		for k := range s.base.Values {
+			if _, del := s.ch.dels[k]; !del {
+				keys = append(keys, k)
+			}
+		}
+	}
+	for k := range s.ch.sets {
+		if s.ch.cleared || s.base == nil || s.base.Values[k] == nil {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Set stores v under key. v is encoded at once (msgpack), so an error
+// means v cannot be stored; the session is unchanged then. Set makes no
+// store call.
+func (s *Session) Set(key string, v any) error {
+	raw, err := encodeValue(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch.sets == nil {
+		s.ch.sets = make(map[string]msgpack.RawMessage)
+	}
+	s.ch.sets[key] = raw
+	delete(s.ch.dels, key)
+	return nil
+}
+
+// Delete removes key. It makes no store call.
+func (s *Session) Delete(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch.dels == nil {
+		s.ch.dels = make(map[string]struct{})
+	}
+	s.ch.dels[key] = struct{}{}
+	delete(s.ch.sets, key)
+}
+
+// Clear removes every value and flash. The save replaces the record
+// rather than merging, so values a concurrent request added are gone too.
+func (s *Session) Clear() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ch = changes{cleared: true, created: s.ch.created}
+}
+
+// Flash adds a flash message v under category ("" is the default): a
+// value kept until a later request reads it with Flashes.
+func (s *Session) Flash(category string, v any) error {
+	raw, err := encodeValue(v)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch.flashAdd == nil {
+		s.ch.flashAdd = make(map[string][]msgpack.RawMessage)
+	}
+	s.ch.flashAdd[category] = append(s.ch.flashAdd[category], raw)
+	return nil
+}
+
+// Flashes returns and removes the flash messages of category, oldest
+// first, decoded as Get decodes. Flashes that do not decode are dropped
+// and reported to the error hook.
+func (s *Session) Flashes(ctx context.Context, category string) []any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	base := s.base
+	if s.ch.cleared {
+		base = nil
+	}
+	view := (&changes{flashPop: s.ch.flashPop}).apply(base).Flashes[category]
+	own := s.ch.flashAdd[category]
+	if len(view) > 0 {
+		if s.ch.flashPop == nil {
+			s.ch.flashPop = make(map[string][]msgpack.RawMessage)
+		}
+		s.ch.flashPop[category] = append(s.ch.flashPop[category], view...)
+	}
+	delete(s.ch.flashAdd, category)
+	all := append(view, own...)
+	out := make([]any, 0, len(all))
+	for _, raw := range all {
+		var v any
+		if err := decodeValue(raw, &v); err != nil {
+			s.err(fmt.Errorf("flash %q: %w", category, err))
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// RenewID gives the session a new ID, keeping its data, and deletes the
+// record under the old ID when the session is saved. Call it when the
+// user logs in (or their privileges change) to defeat session fixation.
+// It returns the load error, if loading the record failed.
+func (s *Session) RenewID(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	if s.failed {
+		return errors.Join(s.errs...)
+	}
+	snap := s.ch.apply(s.base)
+	if snap.Created == 0 {
+		snap.Created = s.mgr.clock().UnixNano()
+	}
+	if s.found && s.id != "" {
+		s.oldKey = s.mgr.key(s.id)
+	}
+	s.base, s.version, s.found = snap, 0, false
+	s.created = time.Unix(0, snap.Created)
+	s.ch = changes{}
+	s.id = newID()
+	s.renewed = true
+	return nil
+}
+
+// Destroy deletes the session's record now and expires its cookie when
+// the response is committed (logout). The session is empty and new
+// afterwards: values set later start a new session with a new ID.
+// Errors are wrapped in ErrStore.
+func (s *Session) Destroy(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.cookieID != "" {
+		err = s.mgr.store.Delete(ctx, s.mgr.key(s.cookieID))
+	}
+	if s.id != "" && s.id != s.cookieID && s.renewed {
+		err = errors.Join(err, s.mgr.store.Delete(ctx, s.mgr.key(s.id)))
+	}
+	s.err(err)
+	s.id, s.loaded, s.failed, s.found = "", true, false, false
+	s.base, s.version, s.created = nil, 0, time.Time{}
+	s.ch, s.oldKey, s.renewed = changes{}, "", false
+	s.destroyed = true
+	return err
+}

@@ -1,0 +1,146 @@
+package session
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/memkit/memkit/memclient"
+)
+
+// Entry is one stored session record: the encoded bytes, the serializer
+// flags that describe them, and the store's version of the record.
+type Entry struct {
+	Data  []byte
+	Flags uint32
+	// Version is an opaque token that changes whenever the record is
+	// written (the memcached CAS value). 0 means "no record": a Save with
+	// Version 0 creates the record only if none exists.
+	Version uint64
+}
+
+// Store keeps session records. Save is conditional on the version so that
+// the Manager can merge concurrent changes instead of losing them.
+//
+// Implementations must be safe for concurrent use.
+type Store interface {
+	// Load returns the record stored under key and found=true, or
+	// found=false when there is none. When touch is positive the record's
+	// time to live is reset to touch in the same operation (sliding idle
+	// timeout) without rewriting it.
+	Load(ctx context.Context, key string, touch time.Duration) (e Entry, found bool, err error)
+	// Save stores e under key with the time to live ttl if the stored
+	// record still has e.Version (Version 0: if there is no record). It
+	// returns ErrConflict when the record changed or vanished meanwhile.
+	Save(ctx context.Context, key string, e Entry, ttl time.Duration) error
+	// Delete removes key's record. A missing record is not an error.
+	Delete(ctx context.Context, key string) error
+}
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrConflict means a conditional Save lost: the record changed or
+	// vanished since it was loaded.
+	ErrConflict = errors.New("session: version conflict")
+	// ErrStore wraps every error of the Store other than ErrConflict: the
+	// store is unreachable, timed out, refused the value, or was closed.
+	ErrStore = errors.New("session: store failed")
+	// ErrUndecodable means a stored record or value no longer decodes (a
+	// type changed between deploys, or the bytes are corrupt). The Manager
+	// reports it to the error hook and starts a fresh session.
+	ErrUndecodable = errors.New("session: record does not decode")
+	// ErrClosed means the MemoryStore was closed.
+	ErrClosed = errors.New("session: store closed")
+)
+
+// HashKey derives the store key of a session ID: prefix followed by the
+// unpadded base64url SHA-256 of id. A dump of the store's keys therefore
+// reveals no usable session ID.
+func HashKey(prefix, id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// MemcacheStore is a Store on memcached through memclient. Load is one
+// round trip (get, or get-and-touch when sliding the idle timeout); Save is
+// an add (Version 0) or a compare-and-swap. It is safe for concurrent use.
+type MemcacheStore struct {
+	// Client is the memcached client. The store does not close it.
+	Client *memclient.Client
+}
+
+var _ Store = (*MemcacheStore)(nil)
+
+// NewMemcacheStore returns a store on c.
+func NewMemcacheStore(c *memclient.Client) *MemcacheStore {
+	return &MemcacheStore{Client: c}
+}
+
+// Load implements Store with Get, or GetAndTouch when touch > 0. Errors
+// other than a miss are wrapped in ErrStore.
+func (s *MemcacheStore) Load(ctx context.Context, key string, touch time.Duration) (Entry, bool, error) {
+	var (
+		it  *memclient.Item
+		err error
+	)
+	if touch > 0 {
+		it, err = s.Client.GetAndTouch(ctx, key, touch)
+	} else {
+		it, err = s.Client.Get(ctx, key)
+	}
+	if errors.Is(err, memclient.ErrCacheMiss) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, storeErr(err)
+	}
+	return Entry{Data: it.Value, Flags: it.Flags, Version: it.CAS}, true, nil
+}
+
+// Save implements Store with Add (e.Version 0) or CompareAndSwap. It
+// returns ErrConflict when the record exists (Add) or changed or vanished
+// (CompareAndSwap), other failures wrapped in ErrStore.
+func (s *MemcacheStore) Save(ctx context.Context, key string, e Entry, ttl time.Duration) error {
+	it := &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: ttl, CAS: e.Version}
+	var err error
+	if e.Version == 0 {
+		err = s.Client.Add(ctx, it)
+	} else {
+		err = s.Client.CompareAndSwap(ctx, it)
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, memclient.ErrNotStored), errors.Is(err, memclient.ErrCASConflict), errors.Is(err, memclient.ErrCacheMiss):
+		return ErrConflict
+	}
+	return storeErr(err)
+}
+
+// Set stores e under key unconditionally (e.Version is ignored). It exists
+// for the adapters of last-write-wins libraries (gorilla/sessions, scs);
+// the Manager never uses it. Failures are wrapped in ErrStore.
+func (s *MemcacheStore) Set(ctx context.Context, key string, e Entry, ttl time.Duration) error {
+	err := s.Client.Set(ctx, &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: ttl})
+	if err != nil {
+		return storeErr(err)
+	}
+	return nil
+}
+
+// Delete implements Store. Failures other than a miss are wrapped in
+// ErrStore.
+func (s *MemcacheStore) Delete(ctx context.Context, key string) error {
+	err := s.Client.Delete(ctx, key)
+	if err == nil || errors.Is(err, memclient.ErrCacheMiss) {
+		return nil
+	}
+	return storeErr(err)
+}
+
+func storeErr(err error) error {
+	return fmt.Errorf("%w: %w", ErrStore, err)
+}
