@@ -39,14 +39,14 @@ const maxValueLen = 1 << 30
 
 // --- shared helpers ---
 
+// writeUint and writeInt format into the writer's free buffer space, the
+// allocation-free idiom (a stack array passed to Write would escape).
 func writeUint(w *bufio.Writer, n uint64) {
-	var buf [20]byte
-	w.Write(strconv.AppendUint(buf[:0], n, 10))
+	w.Write(strconv.AppendUint(w.AvailableBuffer(), n, 10))
 }
 
 func writeInt(w *bufio.Writer, n int64) {
-	var buf [20]byte
-	w.Write(strconv.AppendInt(buf[:0], n, 10))
+	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
 }
 
 // readLine returns the next line without CRLF. The slice is valid until the
@@ -472,7 +472,7 @@ func decodeMetaMulti(br *bufio.Reader, r *request, addr string) error {
 		if len(f.key) == 0 {
 			return fmt.Errorf("%w: no key in %q", errBadReply, line)
 		}
-		key := string(f.key) // before readValue reuses the buffer
+		key := r.matchKey(f.key) // before readValue reuses the buffer
 		value, err := readValue(br, size)
 		if err != nil {
 			return err
@@ -517,6 +517,25 @@ func decodeCommon(br *bufio.Reader, line []byte, r *request, addr string) error 
 		}
 	}
 	return fmt.Errorf("%w: %q", errBadReply, line)
+}
+
+// matchKey returns the requested key equal to k without allocating:
+// servers answer multi-key gets in request order, so a cursor over the
+// request's keys finds it at once. Unknown keys are copied.
+func (r *request) matchKey(k []byte) string {
+	if r.op != opGetMulti {
+		if string(k) == r.key {
+			return r.key
+		}
+		return string(k)
+	}
+	for i := r.cursor; i < len(r.keys); i++ {
+		if r.keys[i] == string(k) {
+			r.cursor = i + 1
+			return r.keys[i]
+		}
+	}
+	return string(k)
 }
 
 // --- text protocol ---
@@ -627,7 +646,7 @@ func (textProtocol) decode(br *bufio.Reader, r *request, addr string) error {
 				}
 				return nil
 			}
-			item, err := readTextValue(br, line)
+			item, err := readTextValue(br, r, line)
 			if err != nil {
 				return err
 			}
@@ -693,22 +712,31 @@ func (textProtocol) decode(br *bufio.Reader, r *request, addr string) error {
 }
 
 // readTextValue parses "VALUE key flags bytes [cas]" and reads the data.
-func readTextValue(br *bufio.Reader, line []byte) (*Item, error) {
-	fields := bytes.Fields(line)
-	if len(fields) < 4 || len(fields) > 5 || !bytes.Equal(fields[0], []byte("VALUE")) {
+func readTextValue(br *bufio.Reader, r *request, line []byte) (*Item, error) {
+	var fields [6][]byte
+	n := 0
+	for rest := line; len(rest) > 0 && n < len(fields); n++ {
+		i := bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			fields[n], rest = rest, nil
+		} else {
+			fields[n], rest = rest[:i], rest[i+1:]
+		}
+	}
+	if n < 4 || n > 5 || !bytes.Equal(fields[0], []byte("VALUE")) {
 		return nil, fmt.Errorf("%w: %q", errBadReply, line)
 	}
 	flags, ok1 := parseUint(fields[2])
 	size, ok2 := parseUint(fields[3])
 	var cas uint64
 	ok3 := true
-	if len(fields) == 5 {
+	if n == 5 {
 		cas, ok3 = parseUint(fields[4])
 	}
 	if !ok1 || !ok2 || !ok3 || flags > 1<<32-1 {
 		return nil, fmt.Errorf("%w: %q", errBadReply, line)
 	}
-	key := string(fields[1])
+	key := r.matchKey(fields[1])
 	value, err := readValue(br, size)
 	if err != nil {
 		return nil, err

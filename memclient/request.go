@@ -45,14 +45,15 @@ const (
 // Requests are pooled; a request is owned by its caller until sent, then
 // shared with the connection's reader until done or abandoned.
 type request struct {
-	op    opcode
-	key   string
-	keys  []string // opGetMulti
-	item  *Item    // store ops
-	exp   int64    // expiration sent to the server
-	delta uint64   // opIncr, opDecr
-	lease LeaseOptions
-	args  []string // opStats
+	op     opcode
+	key    string
+	keys   []string // opGetMulti
+	cursor int      // opGetMulti: keys before it have been answered
+	item   *Item    // store ops
+	exp    int64    // expiration sent to the server
+	delta  uint64   // opIncr, opDecr
+	lease  LeaseOptions
+	args   []string // opStats
 
 	// results, written by the reader before done
 	resItem  *Item
