@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/stretchr/testify/require"
 )
@@ -402,5 +403,85 @@ func flushRaw(t *testing.T, addrs []string) {
 		require.NoError(t, err)
 		require.Equal(t, "OK\r\n", line)
 		c.Close()
+	}
+}
+
+// pythonReadScript reads every key back through the Python client named in
+// the request and reports the keys it missed or read wrong. Values are
+// plain bytes with flags 0, which both clients return as bytes.
+const pythonReadScript = `
+import json, sys
+req = json.load(sys.stdin)
+if req["lib"] == "pylibmc":
+    import pylibmc
+    c = pylibmc.Client(["%s:%d" % (s, w) for s, w in req["servers"]], behaviors={"ketama_weighted": True})
+else:
+    import memcache
+    c = memcache.Client([(s, w) for s, w in req["servers"]])
+missing, wrong = [], []
+for k in req["keys"]:
+    v = c.get(k)
+    if v is None:
+        missing.append(k)
+    elif v != ("go:" + k).encode():
+        wrong.append([k, repr(v)])
+got = c.get_multi(req["keys"])
+json.dump({"missing": missing, "wrong": wrong, "multi": len(got)}, sys.stdout)
+`
+
+// TestInteropGoWrites has the Go client write keys to three real servers,
+// over both protocols, and requires that the Python clients read every one
+// of them back, and that each sits on the server pick names.
+func TestInteropGoWrites(t *testing.T) {
+	requirePython(t, "import memcache, pylibmc", "python-memcached and pylibmc")
+	leakcheck.Check(t)
+	srvs := memcachetest.StartN(t, 3, memcachetest.Options{})
+	addrs := memcachetest.Addrs(srvs)
+	keys := interopKeys(600)
+	for _, tc := range interopCases() {
+		for _, proto := range []Protocol{ProtocolMeta, ProtocolText} {
+			t.Run(tc.name()+" "+proto.String(), func(t *testing.T) {
+				flushRaw(t, addrs)
+				servers := make([]Server, len(addrs))
+				wire := make([][2]any, len(addrs))
+				for i, a := range addrs {
+					servers[i] = Server{Addr: a, Weight: tc.weights[i]}
+					wire[i] = [2]any{a, tc.weights[i]}
+				}
+				c, err := NewFromConfig(Config{Servers: servers, Distribution: tc.d, Protocol: proto, Timeout: 5 * time.Second})
+				require.NoError(t, err)
+				defer c.Close()
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				// Half one by one, half in one SetMulti.
+				var multi []*Item
+				for i, k := range keys {
+					item := &Item{Key: k, Value: []byte("go:" + k)}
+					if i%2 == 0 {
+						require.NoError(t, c.Set(ctx, item))
+					} else {
+						multi = append(multi, item)
+					}
+				}
+				require.NoError(t, c.SetMulti(ctx, multi))
+				require.NoError(t, c.Close())
+
+				var res struct {
+					Missing []string
+					Wrong   [][2]string
+					Multi   int
+				}
+				runPython(t, pythonReadScript, map[string]any{"lib": tc.lib, "servers": wire, "keys": keys}, &res)
+				require.Empty(t, res.Missing, "keys written by Go that %s cannot find", tc.lib)
+				require.Empty(t, res.Wrong, "keys %s read with the wrong value", tc.lib)
+				require.Equal(t, len(keys), res.Multi, "%s get_multi", tc.lib)
+
+				s := mustSelector(t, tc.d, servers)
+				where := whereStored(t, addrs, keys)
+				for _, k := range keys {
+					require.Equal(t, s.pick(k), where[k], "key %q", k)
+				}
+			})
+		}
 	}
 }
