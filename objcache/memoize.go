@@ -1,0 +1,103 @@
+package objcache
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Memoize0 returns a function that calls fn through GetOrLoad under the key
+// name, caching its result for ttl (0 means Options.TTL).
+func Memoize0[R any](c *Cache, name string, ttl time.Duration, fn func(context.Context) (R, error)) func(context.Context) (R, error) {
+	return func(ctx context.Context) (R, error) {
+		return GetOrLoad(ctx, c, name, ttl, fn)
+	}
+}
+
+// Memoize1 returns a function with fn's signature whose results are cached
+// for ttl (0 means Options.TTL) through GetOrLoad, with all its stampede
+// protection. The key is name, ':' and a stable encoding of the argument
+// (see ArgsKey): equal arguments, including structs, maps and slices, give
+// equal keys across processes. A key that would exceed MaxKeyLen is
+// hashed. An argument that cannot be encoded (a func, a channel, a NaN)
+// makes the call fail with ErrUnencodableArgs without calling fn.
+//
+// Go has no variadic generics: use Memoize0, Memoize1, Memoize2 or
+// Memoize3, or pass a struct.
+//
+//	byID := objcache.Memoize1(c, "products.byID", time.Minute, db.ProductByID)
+//	p, err := byID(ctx, 42)
+func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A) (R, error)) func(context.Context, A) (R, error) {
+	return func(ctx context.Context, a A) (R, error) {
+		key, err := ArgsKey(name, a)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a) })
+	}
+}
+
+// Memoize2 is Memoize1 for functions of two arguments.
+func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B) (R, error)) func(context.Context, A, B) (R, error) {
+	return func(ctx context.Context, a A, b B) (R, error) {
+		key, err := ArgsKey(name, a, b)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b) })
+	}
+}
+
+// Memoize3 is Memoize1 for functions of three arguments.
+func Memoize3[A, B, C, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B, C) (R, error)) func(context.Context, A, B, C) (R, error) {
+	return func(ctx context.Context, a A, b B, cc C) (R, error) {
+		key, err := ArgsKey(name, a, b, cc)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b, cc) })
+	}
+}
+
+// ArgsKey returns the cache key Memoize uses for a call of the function
+// name with args: name, ':' and the arguments' JSON encoding (one
+// argument alone, several as an array). JSON is stable: struct fields come
+// in declaration order and map keys sorted. When the encoding holds a byte
+// that cannot appear in a memcached key (a space, a control character), it
+// is replaced by '~' and the base64url of the JSON, so keys stay valid and
+// distinct. Only exported struct fields take part, as in encoding/json.
+func ArgsKey(name string, args ...any) (string, error) {
+	var v any = args
+	if len(args) == 1 {
+		v = args[0]
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return "", fmt.Errorf("%w: %s: %v", ErrUnencodableArgs, name, err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if !keySafe(b) {
+		return name + ":~" + base64.RawURLEncoding.EncodeToString(b), nil
+	}
+	return name + ":" + string(b), nil
+}
+
+// keySafe reports whether b can appear in a memcached key as is. '~' is
+// refused too: it marks the base64 form (JSON never starts with it, but a
+// string could hold one).
+func keySafe(b []byte) bool {
+	for _, c := range b {
+		if c <= ' ' || c == 0x7f || c == '~' {
+			return false
+		}
+	}
+	return true
+}
