@@ -481,7 +481,7 @@ func (m *Manager) setCookie(h http.Header, s *Session) error {
 	if !m.Cookie.BrowserSession {
 		end := s.created.Add(m.lifetime())
 		c.Expires = end.UTC()
-		c.MaxAge = max(int(end.Sub(m.clock())/time.Second), 1)
+		c.MaxAge = max(int((end.Sub(m.clock())+time.Second-1)/time.Second), 1)
 	}
 	addCookie(h, c)
 	return nil
