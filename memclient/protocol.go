@@ -107,9 +107,24 @@ func readValue(br *bufio.Reader, n uint64) ([]byte, error) {
 	if n > maxValueLen {
 		return nil, fmt.Errorf("%w: value length %d", errBadReply, n)
 	}
-	buf := make([]byte, n+2)
-	if _, err := io.ReadFull(br, buf); err != nil {
-		return nil, err
+	var buf []byte
+	if n <= 1<<20 {
+		buf = make([]byte, n+2)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, err
+		}
+	} else {
+		// Grow with the data actually received, so a reply announcing a
+		// huge length costs memory only as its bytes arrive.
+		var b bytes.Buffer
+		b.Grow(1 << 20)
+		if _, err := io.CopyN(&b, br, int64(n+2)); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		buf = b.Bytes()
 	}
 	if buf[n] != '\r' || buf[n+1] != '\n' {
 		return nil, fmt.Errorf("%w: value not ended by CRLF", errBadReply)

@@ -1,0 +1,76 @@
+package memclient
+
+import (
+	"bufio"
+	"bytes"
+	"testing"
+)
+
+// FuzzDecode feeds arbitrary server bytes to both protocols' reply parsers
+// for every kind of request: they must return (an error or a result)
+// without panicking, hanging, or allocating past the bytes they were given.
+func FuzzDecode(f *testing.F) {
+	seeds := []string{
+		"VA 5 f1 c2 t-1 W\r\nhello\r\n",
+		"VA 3 f0 c9 k key\r\nabc\r\nMN\r\n",
+		"EN\r\n", "HD\r\n", "NS\r\n", "EX\r\n", "NF\r\n", "MN\r\n",
+		"VALUE k 0 5 7\r\nhello\r\nEND\r\n",
+		"VALUE k 0 99999999999\r\nx\r\nEND\r\n",
+		"STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n",
+		"SERVER_ERROR object too large for cache\r\n",
+		"CLIENT_ERROR bad command line format\r\n",
+		"ERROR\r\n", "STORED\r\n", "EXISTS\r\n", "NOT_FOUND\r\n", "DELETED\r\n",
+		"TOUCHED\r\n", "42\r\n", "VA 2\r\n10\r\n", "OK\r\n", "VERSION 1.6.18\r\n",
+		"VA 18446744073709551615\r\n", "\r\n", "VA", "VA 1 f4294967296\r\nx\r\n",
+	}
+	for _, s := range seeds {
+		for op := opGet; op <= opNoop; op++ {
+			f.Add([]byte(s), uint8(op), false)
+			f.Add([]byte(s), uint8(op), true)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, op uint8, text bool) {
+		if opcode(op) > opNoop {
+			return
+		}
+		var p protocol = metaProtocol{}
+		if text {
+			p = textProtocol{}
+		}
+		br := bufio.NewReaderSize(bytes.NewReader(data), 64)
+		for i := 0; i < 8; i++ { // several replies from one stream
+			r := &request{op: opcode(op), key: "k", keys: []string{"k", "key"}}
+			if err := p.decode(br, r, "fuzz"); err != nil {
+				return
+			}
+			if r.resItem != nil && len(r.resItem.Value) > len(data) {
+				t.Fatalf("value of %d bytes from %d bytes of input", len(r.resItem.Value), len(data))
+			}
+		}
+	})
+}
+
+// FuzzCheckKey: a key that passes checkKey can never carry protocol.
+func FuzzCheckKey(f *testing.F) {
+	for _, s := range []string{"k", "a b", "k\r\nflush_all", "ключ", "\x7f", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if checkKey(key) != nil {
+			return
+		}
+		if len(key) == 0 || len(key) > 250 || bytes.ContainsAny([]byte(key), " \r\n\t\x00\x7f") {
+			t.Fatalf("checkKey accepted %q", key)
+		}
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		r := &request{op: opGet, key: key}
+		if err := (metaProtocol{}).encode(w, r); err != nil {
+			t.Fatal(err)
+		}
+		w.Flush()
+		if bytes.Count(buf.Bytes(), []byte("\r\n")) != 1 || bytes.Count(buf.Bytes(), []byte(" ")) != 4 {
+			t.Fatalf("key %q produced %q", key, buf.Bytes())
+		}
+	})
+}
