@@ -1,0 +1,128 @@
+package memclient_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
+)
+
+// exampleAddr is a memcached started for the examples by TestMain.
+var exampleAddr string
+
+func TestMain(m *testing.M) {
+	srv, err := memcachetest.Launch(memcachetest.Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	exampleAddr = srv.Addr
+	code := m.Run()
+	srv.Close()
+	os.Exit(code)
+}
+
+// The python-memcached basics: set and get, add and replace, append and
+// prepend, counters, multi-key calls with a prefix.
+func Example() {
+	ctx := context.Background()
+	mc, err := memclient.New(exampleAddr) // "host:port" or "host:port:weight", as many as you like
+	if err != nil {
+		panic(err)
+	}
+	defer mc.Close()
+	_ = mc.FlushAll(ctx)
+
+	_ = mc.Set(ctx, &memclient.Item{Key: "greeting", Value: []byte("hello")})
+	_ = mc.Append(ctx, &memclient.Item{Key: "greeting", Value: []byte(", world")})
+	it, _ := mc.Get(ctx, "greeting")
+	fmt.Println(string(it.Value))
+
+	err = mc.Add(ctx, &memclient.Item{Key: "greeting", Value: []byte("again")})
+	fmt.Println(errors.Is(err, memclient.ErrNotStored))
+
+	_ = mc.Set(ctx, &memclient.Item{Key: "visits", Value: []byte("41")})
+	n, _ := mc.Increment(ctx, "visits", 1)
+	fmt.Println(n)
+
+	_, err = mc.Get(ctx, "nobody")
+	fmt.Println(err)
+	// Output:
+	// hello, world
+	// true
+	// 42
+	// memclient: cache miss
+}
+
+// GetMulti and SetMulti with a key prefix, python-memcached's
+// get_multi(keys, key_prefix="user:").
+func ExampleClient_GetMulti() {
+	ctx := context.Background()
+	mc, _ := memclient.New(exampleAddr)
+	defer mc.Close()
+
+	prefix := "user:"
+	var items []*memclient.Item
+	for id, name := range []string{"ada", "grace", "barbara"} {
+		items = append(items, &memclient.Item{Key: prefix + strconv.Itoa(id), Value: []byte(name)})
+	}
+	_ = mc.SetMulti(ctx, items)
+
+	got, _ := mc.GetMulti(ctx, []string{prefix + "0", prefix + "2", prefix + "9"})
+	fmt.Println(len(got), string(got["user:0"].Value), string(got["user:2"].Value))
+	// Output: 2 ada barbara
+}
+
+// The ticket counter done right: read with its CAS, write back only if
+// nobody changed it meanwhile, retry on conflict.
+func ExampleClient_CompareAndSwap() {
+	ctx := context.Background()
+	mc, _ := memclient.New(exampleAddr)
+	defer mc.Close()
+	_ = mc.Set(ctx, &memclient.Item{Key: "G88", Value: []byte("88")})
+
+	buy := func() error {
+		for {
+			it, err := mc.Get(ctx, "G88")
+			if err != nil {
+				return err
+			}
+			left, _ := strconv.Atoi(string(it.Value))
+			it.Value = []byte(strconv.Itoa(left - 1))
+			err = mc.CompareAndSwap(ctx, it)
+			if !errors.Is(err, memclient.ErrCASConflict) {
+				return err
+			}
+		}
+	}
+	_ = buy()
+	it, _ := mc.Get(ctx, "G88")
+	fmt.Println(string(it.Value))
+	// Output: 87
+}
+
+// A weighted, consistent-hashed cluster with failure handling; servers
+// that fail repeatedly are skipped until a background probe finds them
+// back.
+func ExampleNewFromConfig() {
+	mc, err := memclient.NewFromConfig(memclient.Config{
+		Servers: []memclient.Server{
+			{Addr: exampleAddr, Weight: 1},
+		},
+		Distribution: memclient.DistributionKetama, // or DistributionModula, as python-memcached
+		Protocol:     memclient.ProtocolMeta,       // or ProtocolText, for proxies and old servers
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer mc.Close()
+	for _, s := range mc.ServerStatus() {
+		fmt.Println(s.Up, s.Weight)
+	}
+	// Output: true 1
+}
