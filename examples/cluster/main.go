@@ -1,0 +1,228 @@
+// Command cluster shows how keys spread over weighted memcached servers,
+// for weighted ketama (libmemcached, pylibmc) and for python-memcached's
+// modula distribution. It stores a batch of keys through a client of the
+// whole cluster, then asks each server on its own which of them it holds,
+// and deletes them again. It kills nothing and flushes nothing.
+//
+//	go run ./examples/cluster -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
+//
+// Without -memcached (or $MEMKIT_MEMCACHED) it starts three temporary
+// memcached servers on free loopback ports with weights 1:2:3, and stops
+// them on exit.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
+)
+
+// chunk is how many keys go into one SetMulti or GetMulti call.
+const chunk = 1000
+
+func main() {
+	servers := flag.String("memcached", os.Getenv("MEMKIT_MEMCACHED"), "servers as host:port[:weight],... (default $MEMKIT_MEMCACHED; none: start three temporary servers, weights 1:2:3)")
+	keys := flag.Int("keys", 10000, "how many keys to spread")
+	flag.Parse()
+	if *keys < 1 {
+		fmt.Fprintln(os.Stderr, "cluster: -keys must be at least 1")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Stdout, *servers, *keys); err != nil {
+		fmt.Fprintln(os.Stderr, "cluster:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, w io.Writer, list string, n int) error {
+	servers, err := parseServers(list)
+	if err != nil {
+		return err
+	}
+	if len(servers) == 0 {
+		var cleanup func()
+		servers, cleanup, err = launch([]int{1, 2, 3})
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		fmt.Fprintf(w, "no -memcached given: started %d temporary memcached servers (stopped on exit)\n", len(servers))
+	}
+	fmt.Fprintf(w, "%d servers, %d keys\n", len(servers), n)
+	for _, d := range []memclient.Distribution{memclient.DistributionKetama, memclient.DistributionModula} {
+		res, err := measure(ctx, servers, d, n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+		printResult(w, res)
+	}
+	return nil
+}
+
+// share is one server's part of the keys.
+type share struct {
+	Addr     string
+	Weight   int
+	Keys     int
+	Percent  float64 // of all keys
+	Expected float64 // weight / total weight, in percent
+}
+
+// result is how n keys spread under one distribution.
+type result struct {
+	Distribution memclient.Distribution
+	Keys         int
+	Shares       []share
+}
+
+// measure stores n fresh keys through a client of all servers using d,
+// counts on each server alone which of them it holds, and deletes them.
+func measure(ctx context.Context, servers []memclient.Server, d memclient.Distribution, n int) (result, error) {
+	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers, Distribution: d})
+	if err != nil {
+		return result{}, err
+	}
+	defer cl.Close()
+
+	prefix := "memkit:cluster:" + randomHex(6) + ":"
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + strconv.Itoa(i)
+	}
+	defer func() {
+		// Best effort: the keys expire in five minutes anyway.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		for i := 0; i < len(keys); i += chunk {
+			_ = cl.DeleteMulti(dctx, keys[i:min(i+chunk, len(keys))])
+		}
+	}()
+	for i := 0; i < len(keys); i += chunk {
+		batch := keys[i:min(i+chunk, len(keys))]
+		items := make([]*memclient.Item, len(batch))
+		for j, k := range batch {
+			items[j] = &memclient.Item{Key: k, Value: []byte("1"), TTL: 5 * time.Minute}
+		}
+		if err := cl.SetMulti(ctx, items); err != nil {
+			return result{}, fmt.Errorf("%v: storing keys: %w", d, err)
+		}
+	}
+
+	res := result{Distribution: d, Keys: n}
+	totalWeight := 0
+	for _, s := range servers {
+		totalWeight += weight(s)
+	}
+	counted := 0
+	for _, s := range servers {
+		one, err := memclient.New(s.Addr)
+		if err != nil {
+			return result{}, err
+		}
+		found := 0
+		for i := 0; i < len(keys) && err == nil; i += chunk {
+			var got map[string]*memclient.Item
+			got, err = one.GetMulti(ctx, keys[i:min(i+chunk, len(keys))])
+			found += len(got)
+		}
+		one.Close()
+		if err != nil {
+			return result{}, fmt.Errorf("%v: reading %s: %w", d, s.Addr, err)
+		}
+		counted += found
+		res.Shares = append(res.Shares, share{
+			Addr:     s.Addr,
+			Weight:   weight(s),
+			Keys:     found,
+			Percent:  100 * float64(found) / float64(n),
+			Expected: 100 * float64(weight(s)) / float64(totalWeight),
+		})
+	}
+	if counted != n {
+		return result{}, fmt.Errorf("%v: the servers hold %d of the %d keys stored (evictions, or a server listed twice?)", d, counted, n)
+	}
+	return res, nil
+}
+
+func printResult(w io.Writer, r result) {
+	name := map[memclient.Distribution]string{
+		memclient.DistributionKetama: "ketama: weighted consistent hashing, as libmemcached and pylibmc (ketama_weighted)",
+		memclient.DistributionModula: "modula: python-memcached's crc32 modulo a bucket list (each server weight times)",
+	}[r.Distribution]
+	fmt.Fprintln(w, name)
+	fmt.Fprintf(w, "  %-22s %6s %9s %8s %7s\n", "server", "weight", "expected", "keys", "share")
+	for _, s := range r.Shares {
+		bar := strings.Repeat("#", int(s.Percent/2+0.5))
+		fmt.Fprintf(w, "  %-22s %6d %8.1f%% %8d %6.1f%%  %s\n", s.Addr, s.Weight, s.Expected, s.Keys, s.Percent, bar)
+	}
+	fmt.Fprintf(w, "  %-22s %6s %8.1f%% %8d %6.1f%%\n", "total", "", 100.0, r.Keys, 100.0)
+}
+
+func weight(s memclient.Server) int {
+	if s.Weight <= 0 {
+		return 1
+	}
+	return s.Weight
+}
+
+// parseServers parses "host:port[:weight],...". Empty means none.
+func parseServers(list string) ([]memclient.Server, error) {
+	var out []memclient.Server
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		s, err := memclient.ParseServer(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// launch starts one temporary memcached per weight on a free loopback port.
+func launch(weights []int) ([]memclient.Server, func(), error) {
+	var procs []*memcachetest.Server
+	cleanup := func() {
+		for _, p := range procs {
+			p.Close()
+		}
+	}
+	var out []memclient.Server
+	for _, wt := range weights {
+		p, err := memcachetest.Launch(memcachetest.Options{})
+		if err != nil {
+			cleanup()
+			if errors.Is(err, memcachetest.ErrNoBinary) {
+				return nil, nil, fmt.Errorf("%w; or pass -memcached host:port:weight,... (see `make demo`)", err)
+			}
+			return nil, nil, err
+		}
+		procs = append(procs, p)
+		out = append(out, memclient.Server{Addr: p.Addr, Weight: wt})
+	}
+	return out, cleanup, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
