@@ -1,0 +1,89 @@
+package session_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+
+	"github.com/memkit/memkit/middleware"
+	"github.com/memkit/memkit/session"
+)
+
+// A visit counter with a flash message, on the in-memory store. In
+// production, set Store to session.NewMemcacheStore(client) and Keys to
+// secret keys shared by every process.
+func Example() {
+	mgr := &session.Manager{
+		Keys: [][]byte{[]byte("a-32-byte-hash-key-for-signing!!"), nil},
+	}
+	defer mgr.Close()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		s := session.FromContext(ctx)
+		n, _ := session.Get[int](ctx, s, "visits")
+		_ = s.Set("visits", n+1)
+		if n == 0 {
+			_ = s.Flash("", "welcome!")
+		}
+		fmt.Fprintf(w, "visit %d %v", n+1, s.Flashes(ctx, ""))
+	})
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		_ = s.RenewID(r.Context()) // a new ID against fixation, data kept
+		_ = s.Set("user", "alice")
+		_ = s.Flash("", "logged in")
+	})
+	h := middleware.Session(mgr)(mux)
+
+	var cookie *http.Cookie
+	do := func(path string) {
+		req := httptest.NewRequest("GET", path, nil)
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if cs := rec.Result().Cookies(); len(cs) > 0 {
+			cookie = cs[0]
+			fmt.Println("(new cookie)")
+		}
+		if body := rec.Body.String(); body != "" {
+			fmt.Println(body)
+		}
+	}
+	do("/")
+	do("/")
+	do("/login")
+	do("/")
+	// Output:
+	// (new cookie)
+	// visit 1 [welcome!]
+	// visit 2 []
+	// (new cookie)
+	// visit 3 [logged in]
+}
+
+// Typed reads decode each value into the type asked for.
+func ExampleGet() {
+	mgr := &session.Manager{}
+	defer mgr.Close()
+	type Cart struct{ Items []string }
+	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		_ = s.Set("cart", Cart{Items: []string{"book", "pen"}})
+		_ = s.Set("n", 7)
+		cart, ok := session.Get[Cart](r.Context(), s, "cart")
+		fmt.Println(cart.Items, ok)
+		n, _ := session.Get[int64](r.Context(), s, "n")
+		fmt.Println(n + 1)
+		_, ok = session.Get[string](r.Context(), s, "missing")
+		fmt.Println(ok)
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil))
+	// Output:
+	// [book pen] true
+	// 8
+	// false
+}
