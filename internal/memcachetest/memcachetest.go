@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -249,8 +250,40 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 // Freeze stops the process with SIGSTOP: connections stay open but nothing
-// is answered, like a server that hangs.
-func (s *Server) Freeze() { s.signal(syscall.SIGSTOP) }
+// is answered, like a server that hangs. It returns once every thread of
+// the process has stopped, so no request sent afterwards is answered.
+func (s *Server) Freeze() {
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	for i := 0; i < 1000 && !allStopped(cmd.Process.Pid); i++ {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether every thread of pid is in state T (stopped).
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true // no procfs: nothing to wait on
+	}
+	for _, task := range tasks {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			continue
+		}
+		// The state follows the parenthesised command name.
+		i := strings.LastIndexByte(string(stat), ')')
+		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a frozen process (SIGCONT).
 func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
