@@ -110,7 +110,11 @@ func (s *server) dropConn(c *conn, err error) {
 		s.slots[i].c.CompareAndSwap(c, nil)
 	}
 	s.client.untrack(c)
-	if !s.client.isClosed() && err != ErrClosed && err != errClientClosing {
+	switch err {
+	case ErrClosed, errClientClosing, errProbeDone, errServerDown:
+		return // closed on purpose, not a failure of the server
+	}
+	if !s.client.isClosed() {
 		s.noteFailure(err)
 	}
 }
