@@ -222,20 +222,34 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 // a transport error (timeout, closed connection, down server) common to
 // all of them, or nil, in which case each request's err holds its result.
 func (c *Client) roundTrip(ctx context.Context, s *server, deadline time.Time, reqs []*request, abandoned []bool) error {
-	if err := ctx.Err(); err != nil {
+	cn, err := c.start(ctx, s, deadline, reqs)
+	if err != nil {
 		return err
+	}
+	return c.finish(ctx, s, cn, deadline, reqs, abandoned)
+}
+
+// start writes reqs to a connection of s.
+func (c *Client) start(ctx context.Context, s *server, deadline time.Time, reqs []*request) (*conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	cn, err := s.conn(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.requests.Add(uint64(len(reqs)))
 	if err := cn.send(ctx, deadline, reqs[0].timer, reqs...); err != nil {
 		if isTimeout(err) {
 			s.timeouts.Add(1)
 		}
-		return err
+		return nil, err
 	}
+	return cn, nil
+}
+
+// finish waits for the replies to reqs, sent on cn by start.
+func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.Time, reqs []*request, abandoned []bool) error {
 	sentAt := reqs[0].sentAt // ours to read until we wait
 	var firstErr error
 	for i, r := range reqs {

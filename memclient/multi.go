@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 )
 
 // textMultiChunk bounds the keys in one text-protocol gets line.
@@ -15,8 +14,9 @@ type batch struct {
 	srv  *server
 	keys []string // keys of the requests, for error reporting
 	reqs []*request
-	err  error // transport error for the whole batch
-	ab   []bool
+	cn   *conn  // where reqs were sent
+	err  error  // transport error for the whole batch
+	ab   []bool // which requests were abandoned
 }
 
 // group splits keys by server. Keys whose server is unavailable (or that
@@ -102,28 +102,19 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 	return out, nil
 }
 
-// runAll sends every batch and waits for all of them; batches for
-// different servers proceed in parallel.
+// runAll writes every batch, then waits for all of them: servers work in
+// parallel without a goroutine per server.
 func (c *Client) runAll(ctx context.Context, batches map[*server]*batch) {
 	deadline := c.deadline(ctx)
-	var wg sync.WaitGroup
-	var last *batch
 	for _, b := range batches {
 		b.ab = make([]bool, len(b.reqs))
-		if last == nil {
-			last = b // run on this goroutine
-			continue
+		b.cn, b.err = c.start(ctx, b.srv, deadline, b.reqs)
+	}
+	for _, b := range batches {
+		if b.err == nil {
+			b.err = c.finish(ctx, b.srv, b.cn, deadline, b.reqs, b.ab)
 		}
-		wg.Add(1)
-		go func(b *batch) {
-			defer wg.Done()
-			b.err = c.roundTrip(ctx, b.srv, deadline, b.reqs, b.ab)
-		}(b)
 	}
-	if last != nil {
-		last.err = c.roundTrip(ctx, last.srv, deadline, last.reqs, last.ab)
-	}
-	wg.Wait()
 }
 
 // SetMulti stores every item (a set each), pipelined per server, servers
