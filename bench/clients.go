@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/memkit/memkit/memclient"
+)
+
+// numKeys is how many distinct keys each client benchmark cycles through;
+// multiKeys is how many keys one GetMulti asks for.
+const (
+	numKeys   = 1000
+	multiKeys = 100
+)
+
+func makeKeys(prefix string) []string {
+	keys := make([]string, numKeys)
+	for i := range keys {
+		keys[i] = prefix + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// keyFor spreads the workers over the key space.
+func keyFor(keys []string, w, i int) string {
+	return keys[(w*7919+i)%len(keys)]
+}
+
+// multiSet returns the w-th/i-th window of multiKeys consecutive keys.
+func multiSet(sets [][]string, w, i int) []string {
+	return sets[(w+i)%len(sets)]
+}
+
+func windows(keys []string) [][]string {
+	var out [][]string
+	for i := 0; i+multiKeys <= len(keys); i += multiKeys {
+		out = append(out, keys[i:i+multiKeys])
+	}
+	return out
+}
+
+func value(size int) []byte {
+	return bytes.Repeat([]byte("0123456789abcdef"), size/16+1)[:size]
+}
+
+type clientKind int
+
+const (
+	opGet clientKind = iota
+	opSet
+	opGetMulti
+)
+
+func (k clientKind) String() string {
+	switch k {
+	case opGet:
+		return "get"
+	case opSet:
+		return "set"
+	}
+	return "getmulti" + strconv.Itoa(multiKeys)
+}
+
+func sizeName(size int) string {
+	if size >= 1024 && size%1024 == 0 {
+		return strconv.Itoa(size/1024) + "KB"
+	}
+	return strconv.Itoa(size) + "B"
+}
+
+// clientCases returns memclient-vs-gomemcache comparisons on the three
+// servers in three and the single server in one.
+func clientCases(three, one []string) []benchCase {
+	var cases []benchCase
+	add := func(kind clientKind, goroutines int, servers []string) {
+		for _, size := range []int{100, 10 * 1024} {
+			name := fmt.Sprintf("%s/%dg/%s/%dsrv", kind, goroutines, sizeName(size), len(servers))
+			cases = append(cases, benchCase{
+				name:       name,
+				goroutines: goroutines,
+				impls: []impl{
+					{name: "memkit", setup: memkitClientSetup(kind, goroutines, size, servers)},
+					{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, servers)},
+				},
+			})
+		}
+	}
+	add(opGet, 1, three)
+	add(opGet, 64, three)
+	add(opGet, 64, one)
+	add(opSet, 64, three)
+	add(opGetMulti, 1, three)
+	add(opGetMulti, 16, three)
+	return cases
+}
+
+// memkitClientSetup returns the setup of a memclient benchmark: a client
+// on servers with the default configuration, its keys stored.
+func memkitClientSetup(kind clientKind, goroutines, size int, servers []string) setupFunc {
+	return func(ctx context.Context) (op, func(), error) {
+		cfg := memclient.Config{}
+		for _, a := range servers {
+			cfg.Servers = append(cfg.Servers, memclient.Server{Addr: a})
+		}
+		c, err := memclient.NewFromConfig(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		keys := makeKeys(fmt.Sprintf("memkit:%d:%d:", len(servers), size))
+		val := value(size)
+		for _, k := range keys {
+			if err := c.Set(ctx, &memclient.Item{Key: k, Value: val}); err != nil {
+				c.Close()
+				return nil, nil, fmt.Errorf("storing %s: %w", k, err)
+			}
+		}
+		closeFn := func() { c.Close() }
+		switch kind {
+		case opGet:
+			return func(ctx context.Context, w, i int) error {
+				it, err := c.Get(ctx, keyFor(keys, w, i))
+				if err != nil {
+					return err
+				}
+				if len(it.Value) != size {
+					return fmt.Errorf("got %d bytes, want %d", len(it.Value), size)
+				}
+				return nil
+			}, closeFn, nil
+		case opSet:
+			items := make([]memclient.Item, goroutines)
+			for w := range items {
+				items[w].Value = val
+			}
+			return func(ctx context.Context, w, i int) error {
+				it := &items[w]
+				it.Key = keyFor(keys, w, i)
+				return c.Set(ctx, it)
+			}, closeFn, nil
+		default:
+			sets := windows(keys)
+			return func(ctx context.Context, w, i int) error {
+				m, err := c.GetMulti(ctx, multiSet(sets, w, i))
+				if err != nil {
+					return err
+				}
+				if len(m) != multiKeys {
+					return fmt.Errorf("got %d items, want %d", len(m), multiKeys)
+				}
+				return nil
+			}, closeFn, nil
+		}
+	}
+}
+
+// gomemcacheSetup returns the setup of a gomemcache benchmark: a client on
+// servers with MaxIdleConns equal to the goroutine count (its default of 2
+// would make it dial and close a connection for most requests) and a
+// Timeout of one second so that it does not fail under load.
+func gomemcacheSetup(kind clientKind, goroutines, size int, servers []string) setupFunc {
+	return func(ctx context.Context) (op, func(), error) {
+		c := memcache.New(servers...)
+		c.MaxIdleConns = goroutines
+		c.Timeout = time.Second
+		keys := makeKeys(fmt.Sprintf("gomemcache:%d:%d:", len(servers), size))
+		val := value(size)
+		for _, k := range keys {
+			if err := c.Set(&memcache.Item{Key: k, Value: val}); err != nil {
+				c.Close()
+				return nil, nil, fmt.Errorf("storing %s: %w", k, err)
+			}
+		}
+		closeFn := func() { c.Close() }
+		switch kind {
+		case opGet:
+			return func(ctx context.Context, w, i int) error {
+				it, err := c.Get(keyFor(keys, w, i))
+				if err != nil {
+					return err
+				}
+				if len(it.Value) != size {
+					return fmt.Errorf("got %d bytes, want %d", len(it.Value), size)
+				}
+				return nil
+			}, closeFn, nil
+		case opSet:
+			items := make([]memcache.Item, goroutines)
+			for w := range items {
+				items[w].Value = val
+			}
+			return func(ctx context.Context, w, i int) error {
+				it := &items[w]
+				it.Key = keyFor(keys, w, i)
+				return c.Set(it)
+			}, closeFn, nil
+		default:
+			sets := windows(keys)
+			return func(ctx context.Context, w, i int) error {
+				m, err := c.GetMulti(multiSet(sets, w, i))
+				if err != nil {
+					return err
+				}
+				if len(m) != multiKeys {
+					return fmt.Errorf("got %d items, want %d", len(m), multiKeys)
+				}
+				return nil
+			}, closeFn, nil
+		}
+	}
+}

@@ -1,0 +1,19 @@
+module github.com/memkit/memkit/bench
+
+go 1.26.0
+
+replace github.com/memkit/memkit => ../
+
+require (
+	github.com/alexedwards/scs/v2 v2.9.0
+	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
+	github.com/gorilla/securecookie v1.1.2
+	github.com/gorilla/sessions v1.4.0
+	github.com/memkit/memkit v0.0.0-00010101000000-000000000000
+)
+
+require (
+	github.com/klauspost/compress v1.20.3 // indirect
+	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
+	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
+)

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"math/bits"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+)
+
+// op performs one operation for worker w (0 <= w < goroutines) whose i-th
+// call this is. It returns an error when the operation failed or returned a
+// wrong answer.
+type op func(ctx context.Context, w, i int) error
+
+// histogram records latencies in buckets of about 3% width without
+// allocating: 32 sub-buckets per power of two of nanoseconds. It is not
+// safe for concurrent use; each worker has its own.
+type histogram struct {
+	counts [64 * 32]uint64
+	n      uint64
+}
+
+func bucketOf(ns int64) int {
+	if ns < 32 {
+		if ns < 0 {
+			ns = 0
+		}
+		return int(ns)
+	}
+	e := bits.Len64(uint64(ns)) - 6 // ns >> e is in [32, 64)
+	return (e+1)*32 + int(uint64(ns)>>e) - 32
+}
+
+// bucketValue is the lower bound of bucket b, in nanoseconds.
+func bucketValue(b int) int64 {
+	if b < 32 {
+		return int64(b)
+	}
+	e := b/32 - 1
+	return int64(32+b%32) << e
+}
+
+func (h *histogram) record(d time.Duration) {
+	h.counts[bucketOf(int64(d))]++
+	h.n++
+}
+
+func (h *histogram) merge(o *histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+}
+
+// quantile returns the latency below which a fraction q of the samples
+// fall.
+func (h *histogram) quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q * float64(h.n))
+	if rank >= h.n {
+		rank = h.n - 1
+	}
+	var seen uint64
+	for b, c := range h.counts {
+		seen += c
+		if seen > rank {
+			return time.Duration(bucketValue(b))
+		}
+	}
+	return time.Duration(bucketValue(len(h.counts) - 1))
+}
+
+// sample is the outcome of one timed run of one implementation.
+type sample struct {
+	ops      int
+	errs     int
+	firstErr error
+	elapsed  time.Duration
+	p50, p99 time.Duration
+	mallocs  uint64
+}
+
+func (s sample) opsPerSec() float64 {
+	if s.elapsed <= 0 {
+		return 0
+	}
+	return float64(s.ops) / s.elapsed.Seconds()
+}
+
+func (s sample) allocsPerOp() float64 {
+	if s.ops == 0 {
+		return 0
+	}
+	return float64(s.mallocs) / float64(s.ops)
+}
+
+// runOp runs fn on goroutines workers until d has passed or maxOps
+// operations are done (whichever comes first) or ctx is done, and reports
+// throughput, latency percentiles and heap allocations per operation. The
+// harness itself allocates nothing per operation.
+func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn op) sample {
+	perWorker := max(1, maxOps/goroutines)
+	hists := make([]histogram, goroutines)
+	errCounts := make([]int, goroutines)
+	firstErrs := make([]error, goroutines)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < goroutines; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &hists[w]
+			<-start
+			deadline := time.Now().Add(d)
+			for i := 0; i < perWorker; i++ {
+				t0 := time.Now()
+				if t0.After(deadline) || ctx.Err() != nil {
+					return
+				}
+				err := fn(ctx, w, i)
+				h.record(time.Since(t0))
+				if err != nil {
+					if errCounts[w] == 0 {
+						firstErrs[w] = err
+					}
+					errCounts[w]++
+				}
+			}
+		}()
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	elapsed := time.Since(t0)
+	runtime.ReadMemStats(&after)
+
+	var total histogram
+	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs}
+	for w := range hists {
+		total.merge(&hists[w])
+		s.errs += errCounts[w]
+		if s.firstErr == nil {
+			s.firstErr = firstErrs[w]
+		}
+	}
+	s.ops = int(total.n)
+	s.p50, s.p99 = total.quantile(0.50), total.quantile(0.99)
+	return s
+}
+
+// result is the median over rounds of one implementation's samples.
+type result struct {
+	opsPerSec   float64
+	p50, p99    time.Duration
+	allocsPerOp float64
+	callsPerOp  float64 // memcached commands per operation; -1 when not counted
+	ops, errs   int     // summed over rounds
+	firstErr    error
+}
+
+// summarize takes the median of each measure independently (and of the
+// memcached calls per operation, given per sample in calls) and adds up
+// the operations and errors.
+func summarize(samples []sample, calls []float64) result {
+	var r result
+	if len(samples) == 0 {
+		return r
+	}
+	tput := make([]float64, len(samples))
+	p50 := make([]float64, len(samples))
+	p99 := make([]float64, len(samples))
+	allocs := make([]float64, len(samples))
+	for i, s := range samples {
+		tput[i], p50[i], p99[i], allocs[i] = s.opsPerSec(), float64(s.p50), float64(s.p99), s.allocsPerOp()
+		r.ops += s.ops
+		r.errs += s.errs
+		if r.firstErr == nil {
+			r.firstErr = s.firstErr
+		}
+	}
+	r.opsPerSec = medianOf(tput)
+	r.p50 = time.Duration(medianOf(p50))
+	r.p99 = time.Duration(medianOf(p99))
+	r.allocsPerOp = medianOf(allocs)
+	r.callsPerOp = -1
+	if len(calls) > 0 {
+		r.callsPerOp = medianOf(calls)
+	}
+	return r
+}
+
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}

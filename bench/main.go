@@ -1,0 +1,274 @@
+// Command bench compares memkit with its peers side by side in one run:
+// memclient against bradfitz/gomemcache, memkit sessions against
+// alexedwards/scs and gorilla/sessions (both on memcached stores built here
+// on gomemcache), and the serializer's codecs and compressors. It starts
+// its own memcached servers on loopback ports and kills them on exit. See
+// README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/memkit/memkit/memclient"
+)
+
+// Defaults of the command-line flags.
+const (
+	DefaultRounds         = 5
+	DefaultDuration       = time.Second
+	DefaultWarmup         = 200 * time.Millisecond
+	DefaultSerialDuration = 100 * time.Millisecond
+	DefaultMaxOps         = 5_000_000
+	DefaultClients        = 16
+)
+
+// config is what one run measures and how long.
+type config struct {
+	rounds         int           // runs of each implementation, interleaved
+	duration       time.Duration // length of one run
+	warmup         time.Duration // untimed run after setup
+	serialDuration time.Duration // length of one serializer run
+	maxOps         int           // bound on the operations of one run
+	clients        int           // concurrent HTTP clients in session benchmarks
+	only           *regexp.Regexp
+	impl           *regexp.Regexp
+	memcached      string // memcached binary; "" means look it up
+}
+
+func (c config) match(name string) bool { return c.only == nil || c.only.MatchString(name) }
+
+// setupFunc prepares one implementation for one benchmark: it connects,
+// stores the data the operation needs, and returns the operation and a
+// function that releases everything.
+type setupFunc func(ctx context.Context) (op, func(), error)
+
+type impl struct {
+	name  string
+	setup setupFunc
+}
+
+// benchCase is one comparison. impls[0] is memkit; the others are peers.
+type benchCase struct {
+	name       string
+	goroutines int
+	impls      []impl
+	calls      callCounter // optional: counts memcached commands
+}
+
+// caseResult holds the median results of one comparison, in impl order.
+type caseResult struct {
+	name    string
+	impls   []string
+	results []result
+}
+
+// report is everything one run measured.
+type report struct {
+	machine string
+	cases   []caseResult
+	serial  []serialResult
+}
+
+func main() {
+	var cfg config
+	var only, implRe, cpuprofile string
+	flag.IntVar(&cfg.rounds, "rounds", DefaultRounds, "timed runs of each implementation per benchmark, interleaved A B A B; medians are reported")
+	flag.DurationVar(&cfg.duration, "duration", DefaultDuration, "length of one timed run")
+	flag.DurationVar(&cfg.warmup, "warmup", DefaultWarmup, "untimed run of each implementation before the timed ones")
+	flag.DurationVar(&cfg.serialDuration, "serial-duration", DefaultSerialDuration, "length of one serializer run")
+	flag.IntVar(&cfg.maxOps, "max-ops", DefaultMaxOps, "most operations in one run")
+	flag.IntVar(&cfg.clients, "clients", DefaultClients, "concurrent HTTP clients in the session benchmarks")
+	flag.StringVar(&only, "only", "", "run only the benchmarks whose name matches this regexp (e.g. '^get/', 'session', 'serializer')")
+	flag.StringVar(&implRe, "impl", "", "run only the implementations whose name matches this regexp (e.g. memkit)")
+	flag.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file; samples are labelled impl=<name> and case=<name> (go tool pprof -tagfocus impl=memkit)")
+	flag.StringVar(&cfg.memcached, "memcached", "", "memcached binary (default: memcached on PATH)")
+	flag.Parse()
+	if err := cfg.compile(only, implRe); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := run(ctx, cfg, os.Stderr)
+	if rep != nil {
+		printReport(os.Stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		if ctx.Err() != nil {
+			stop()
+			pprof.StopCPUProfile()
+			os.Exit(130)
+		}
+		pprof.StopCPUProfile()
+		os.Exit(1)
+	}
+}
+
+func (c *config) compile(only, implRe string) error {
+	if c.rounds < 1 || c.duration <= 0 || c.maxOps < 1 || c.clients < 1 {
+		return errors.New("-rounds, -duration, -max-ops and -clients must be positive")
+	}
+	var err error
+	if only != "" {
+		if c.only, err = regexp.Compile(only); err != nil {
+			return fmt.Errorf("-only: %w", err)
+		}
+	}
+	if implRe != "" {
+		if c.impl, err = regexp.Compile(implRe); err != nil {
+			return fmt.Errorf("-impl: %w", err)
+		}
+	}
+	return nil
+}
+
+// run starts the memcached servers, runs every selected benchmark and
+// kills the servers. Progress goes to logw. On error (or when ctx is
+// cancelled) it returns what it measured so far with the error.
+func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
+	bin, err := findMemcached(cfg.memcached)
+	if err != nil {
+		return nil, err
+	}
+	rep := &report{machine: machine(bin)}
+	servers, err := startServers(bin, 3, 256)
+	if err != nil {
+		return nil, err
+	}
+	defer killAll(servers)
+	three := addrs(servers)
+	one := three[:1]
+
+	statsClient, err := memclient.New(three...)
+	if err != nil {
+		return nil, err
+	}
+	defer statsClient.Close()
+
+	cases := append(clientCases(three, one), sessionCases(three, cfg.clients, statsCounter(statsClient))...)
+	for _, bc := range cases {
+		if !cfg.match(bc.name) {
+			continue
+		}
+		fmt.Fprintf(logw, "%s ...\n", bc.name)
+		cr, err := runCase(ctx, cfg, bc)
+		if cr != nil {
+			rep.cases = append(rep.cases, *cr)
+		}
+		if err != nil {
+			return rep, fmt.Errorf("%s: %w", bc.name, err)
+		}
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintf(logw, "serializer ...\n")
+		rep.serial = runSerializer(ctx, cfg)
+	}
+	return rep, ctx.Err()
+}
+
+// runCase sets up every implementation of bc, warms each up, then runs
+// them in turn, A B A B, cfg.rounds times, and returns their medians.
+func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error) {
+	type live struct {
+		impl
+		op      op
+		close   func()
+		samples []sample
+		calls   []float64
+		labels  pprof.LabelSet
+	}
+	var lives []*live
+	defer func() {
+		for _, l := range lives {
+			l.close()
+		}
+	}()
+	for _, im := range bc.impls {
+		if cfg.impl != nil && !cfg.impl.MatchString(im.name) {
+			continue
+		}
+		l := &live{impl: im, labels: pprof.Labels("impl", im.name, "case", bc.name)}
+		var err error
+		// Background goroutines started here (connections) inherit the
+		// profiler labels.
+		pprof.Do(ctx, l.labels, func(ctx context.Context) {
+			l.op, l.close, err = im.setup(ctx)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s setup: %w", im.name, err)
+		}
+		lives = append(lives, l)
+	}
+	for _, l := range lives {
+		pprof.Do(ctx, l.labels, func(ctx context.Context) {
+			runOp(ctx, bc.goroutines, cfg.warmup, cfg.maxOps, l.op)
+		})
+	}
+	for round := 0; round < cfg.rounds && ctx.Err() == nil; round++ {
+		for _, l := range lives {
+			var before uint64
+			if bc.calls != nil {
+				var err error
+				if before, err = bc.calls(ctx); err != nil {
+					return nil, err
+				}
+			}
+			var s sample
+			pprof.Do(ctx, l.labels, func(ctx context.Context) {
+				s = runOp(ctx, bc.goroutines, cfg.duration, cfg.maxOps, l.op)
+			})
+			l.samples = append(l.samples, s)
+			if bc.calls != nil {
+				after, err := bc.calls(ctx)
+				if err != nil {
+					return nil, err
+				}
+				if s.ops > 0 {
+					l.calls = append(l.calls, float64(after-before)/float64(s.ops))
+				}
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	cr := &caseResult{name: bc.name}
+	for _, l := range lives {
+		cr.impls = append(cr.impls, l.name)
+		cr.results = append(cr.results, summarize(l.samples, l.calls))
+	}
+	return cr, nil
+}
+
+func machine(memcachedBin string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/%s, %d CPUs (GOMAXPROCS %d), %s, %s, host %s, %s",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0),
+		runtime.Version(), memcachedVersion(memcachedBin), host, time.Now().UTC().Format(time.RFC3339))
+}
