@@ -1,0 +1,262 @@
+package objcache_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
+
+	"github.com/memkit/memkit/internal/leakcheck"
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
+	"github.com/memkit/memkit/objcache"
+)
+
+// productDB is a real database/sql database (SQLite, pure Go) that counts
+// the queries it runs.
+type productDB struct {
+	db      *sql.DB
+	queries atomic.Int32
+}
+
+func openProductDB(t *testing.T) *productDB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "shop.db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	_, err = db.Exec(`CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);
+		INSERT INTO products VALUES (1, 'chair', 'furniture', 49.5), (2, 'table', 'furniture', 120),
+			(3, 'lamp', 'lighting', 19), (4, 'bulb', 'lighting', 2.5);`)
+	require.NoError(t, err)
+	return &productDB{db: db}
+}
+
+type dbProduct struct {
+	ID       int
+	Name     string
+	Category string
+	Price    float64
+}
+
+func (p *productDB) byID(ctx context.Context, id int) (dbProduct, error) {
+	p.queries.Add(1)
+	var r dbProduct
+	err := p.db.QueryRowContext(ctx, `SELECT id, name, category, price FROM products WHERE id = ?`, id).
+		Scan(&r.ID, &r.Name, &r.Category, &r.Price)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("product %d: %w", id, objcache.ErrNotFound)
+	}
+	return r, err
+}
+
+type filter struct {
+	Category string
+	MaxPrice float64
+	Exclude  map[string]bool
+}
+
+func (p *productDB) search(ctx context.Context, f filter) ([]string, error) {
+	p.queries.Add(1)
+	rows, err := p.db.QueryContext(ctx, `SELECT name FROM products WHERE category = ? AND price <= ? ORDER BY id`, f.Category, f.MaxPrice)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		if !f.Exclude[name] {
+			out = append(out, name)
+		}
+	}
+	return out, rows.Err()
+}
+
+func (p *productDB) page(ctx context.Context, category string, limit int) ([]string, error) {
+	return p.search(ctx, filter{Category: category, MaxPrice: 1e9, Exclude: map[string]bool{}})
+}
+
+func (p *productDB) count(ctx context.Context) (int, error) {
+	p.queries.Add(1)
+	var n int
+	err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n)
+	return n, err
+}
+
+// The proof: memoizing a database call, N identical calls run 1 query,
+// even when they come at once from several processes.
+func TestMemoizeDatabase(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	db := openProductDB(t)
+	cs := caches(t, processes, srv.Addr, memclient.ProtocolMeta, objcache.Options{Prefix: "shop:", NegativeTTL: time.Minute})
+	byID := make([]func(context.Context, int) (dbProduct, error), len(cs))
+	for i, c := range cs {
+		byID[i] = objcache.Memoize1(c, "products.byID", time.Minute, db.byID)
+	}
+
+	const n = 25
+	var wg sync.WaitGroup
+	errs := make(chan error, processes*n)
+	for i := range cs {
+		for range n {
+			wg.Go(func() {
+				p, err := byID[i](ctx, 1)
+				if err == nil && p.Name != "chair" {
+					err = fmt.Errorf("got %+v", p)
+				}
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int32(1), db.queries.Load(), "%d identical calls, 1 query", processes*n)
+
+	for range 10 {
+		p, err := byID[2](ctx, 1)
+		require.NoError(t, err)
+		assert.Equal(t, dbProduct{1, "chair", "furniture", 49.5}, p)
+	}
+	assert.Equal(t, int32(1), db.queries.Load())
+
+	p, err := byID[0](ctx, 2)
+	require.NoError(t, err)
+	assert.Equal(t, "table", p.Name)
+	assert.Equal(t, int32(2), db.queries.Load(), "another argument, another query")
+
+	for range 3 {
+		_, err = byID[1](ctx, 99)
+		require.ErrorIs(t, err, objcache.ErrNotFound)
+	}
+	assert.Equal(t, int32(3), db.queries.Load(), "not found is cached with NegativeTTL")
+}
+
+func TestMemoizeStructAndMultipleArgs(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	db := openProductDB(t)
+	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{})
+
+	search := objcache.Memoize1(c, "products.search", 0, db.search)
+	for range 5 {
+		// Equal structs built separately, map keys inserted in another
+		// order each time: one key.
+		ex := map[string]bool{}
+		ex["zzz"], ex["table"] = true, true
+		names, err := search(ctx, filter{Category: "furniture", MaxPrice: 500, Exclude: ex})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"chair"}, names)
+	}
+	assert.Equal(t, int32(1), db.queries.Load())
+	names, err := search(ctx, filter{Category: "lighting", MaxPrice: 500})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"lamp", "bulb"}, names)
+	assert.Equal(t, int32(2), db.queries.Load())
+
+	page := objcache.Memoize2(c, "products.page", 0, db.page)
+	for range 3 {
+		_, err := page(ctx, "lighting", 10)
+		require.NoError(t, err)
+	}
+	_, err = page(ctx, "lighting", 20)
+	require.NoError(t, err)
+	assert.Equal(t, int32(4), db.queries.Load())
+
+	count := objcache.Memoize0(c, "products.count", 0, db.count)
+	for range 3 {
+		n, err := count(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, 4, n)
+	}
+	assert.Equal(t, int32(5), db.queries.Load())
+
+	three := objcache.Memoize3(c, "three", 0, func(_ context.Context, a, b string, n int) (string, error) {
+		db.queries.Add(1)
+		return strings.Repeat(a+b, n), nil
+	})
+	for range 2 {
+		s, err := three(ctx, "a", "b", 2)
+		require.NoError(t, err)
+		assert.Equal(t, "abab", s)
+	}
+	assert.Equal(t, int32(6), db.queries.Load())
+
+	// Arguments that cannot be encoded fail without calling fn.
+	bad := objcache.Memoize1(c, "bad", 0, func(context.Context, func()) (int, error) {
+		db.queries.Add(1)
+		return 0, nil
+	})
+	_, err = bad(ctx, func() {})
+	require.ErrorIs(t, err, objcache.ErrUnencodableArgs)
+	assert.Equal(t, int32(6), db.queries.Load())
+}
+
+func TestArgsKey(t *testing.T) {
+	type point struct{ X, Y int }
+	long := strings.Repeat("x", 400)
+	tests := []struct {
+		name string
+		fn   string
+		args []any
+		want string
+	}{
+		{"int", "byID", []any{42}, "byID:42"},
+		{"string", "byName", []any{"chair"}, `byName:"chair"`},
+		{"struct", "near", []any{point{1, 2}}, `near:{"X":1,"Y":2}`},
+		{"map keys sorted", "m", []any{map[string]int{"b": 2, "a": 1}}, `m:{"a":1,"b":2}`},
+		{"two args", "page", []any{"lighting", 10}, `page:["lighting",10]`},
+		{"space goes base64", "s", []any{"a b"}, "s:~ImEgYiI"},
+		{"tilde goes base64", "s", []any{"a~b"}, "s:~ImF-YiI"},
+		{"long", "l", []any{long}, `l:"` + long + `"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := objcache.ArgsKey(tt.fn, tt.args...)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	_, err := objcache.ArgsKey("ch", make(chan int))
+	require.ErrorIs(t, err, objcache.ErrUnencodableArgs)
+}
+
+// Keys longer than 250 bytes are hashed and still work end to end.
+func TestMemoizeLongArgs(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{})
+	var calls atomic.Int32
+	echo := objcache.Memoize1(c, "echo", 0, func(_ context.Context, s string) (string, error) {
+		calls.Add(1)
+		return s, nil
+	})
+	a, b := strings.Repeat("a", 500)+"1", strings.Repeat("a", 500)+"2"
+	for range 2 {
+		for _, s := range []string{a, b} {
+			got, err := echo(ctx, s)
+			require.NoError(t, err)
+			assert.Equal(t, s, got)
+		}
+	}
+	assert.Equal(t, int32(2), calls.Load())
+}
