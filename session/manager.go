@@ -267,21 +267,20 @@ func (m *Manager) encodeCookie(id string) (string, error) {
 	return v, nil
 }
 
-// Load returns the request's session without any I/O: it only checks the
-// cookie's signature. A missing, tampered or garbage cookie gives a new,
-// empty session that will never look the store up. The record is loaded
-// on the session's first read.
+// Load returns the request's session without any I/O or cryptography:
+// the cookie's signature is checked on the session's first use, and a
+// missing, tampered or garbage cookie then gives a new, empty session that
+// never looks the store up. The record is loaded on the session's first
+// read.
 func (m *Manager) Load(r *http.Request) *Session {
 	m.init()
 	s := &Session{mgr: m}
 	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
 		s.hadCookie = true
-		if id := m.decodeCookie(c.Value); id != "" {
-			s.id, s.cookieID = id, id
-			return s
-		}
+		s.rawCookie = c.Value // checked on first use
+		return s
 	}
-	s.loaded = true // nothing to load
+	s.resolved, s.loaded = true, true // nothing to load
 	return s
 }
 
@@ -289,7 +288,7 @@ func (m *Manager) Load(r *http.Request) *Session {
 // for code paths without a cookie. Commit saves it like any other.
 func (m *Manager) NewSession() *Session {
 	m.init()
-	return &Session{mgr: m, loaded: true}
+	return &Session{mgr: m, resolved: true, loaded: true}
 }
 
 // Commit saves s if this request changed it and writes the cookie into h
@@ -421,6 +420,7 @@ func (m *Manager) expired(rec *record) bool {
 // ensureLoaded loads s's record once; s.mu is held. Store failures mark
 // the session failed (it will not be saved) and are recorded.
 func (m *Manager) ensureLoaded(ctx context.Context, s *Session) error {
+	s.resolveLocked()
 	if s.loaded {
 		return nil
 	}

@@ -50,6 +50,8 @@ type Session struct {
 	id        string     // current ID; "" until a new session needs one
 	cookieID  string     // the ID the request's cookie carried, if valid
 	hadCookie bool       // the request sent a session cookie, valid or not
+	rawCookie string     // its value, until resolved
+	resolved  bool       // rawCookie was checked
 	loaded    bool       // the record was loaded (or there is none to load)
 	failed    bool       // loading failed: the session will not be saved
 	found     bool       // a record existed when loaded
@@ -63,6 +65,20 @@ type Session struct {
 	committed bool
 	cookieSet bool
 	errs      []error
+}
+
+// resolveLocked checks the cookie's signature once; s.mu is held.
+func (s *Session) resolveLocked() {
+	if s.resolved {
+		return
+	}
+	s.resolved = true
+	if id := s.mgr.decodeCookie(s.rawCookie); id != "" {
+		s.id, s.cookieID = id, id
+	} else {
+		s.loaded = true // a bad cookie: nothing to load
+	}
+	s.rawCookie = ""
 }
 
 // err records a non-nil error and returns it.
@@ -86,6 +102,7 @@ func (s *Session) Err() error {
 func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resolveLocked()
 	if s.id == "" {
 		s.id = newID()
 	}
@@ -323,12 +340,10 @@ func (s *Session) RenewID(ctx context.Context) error {
 func (s *Session) Destroy(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resolveLocked()
 	var err error
 	if s.cookieID != "" {
 		err = s.mgr.store.Delete(ctx, s.mgr.key(s.cookieID))
-	}
-	if s.id != "" && s.id != s.cookieID && s.renewed {
-		err = errors.Join(err, s.mgr.store.Delete(ctx, s.mgr.key(s.id)))
 	}
 	s.err(err)
 	s.id, s.loaded, s.failed, s.found = "", true, false, false
