@@ -38,7 +38,10 @@ type conn struct {
 	readerDone chan struct{} // closed when the reader exits
 }
 
-var errConnClosed = errors.New("connection closed")
+var (
+	errConnClosed = errors.New("connection closed")
+	errIdleClosed = errors.New("idle connection closed by the server")
+)
 
 // dial connects to the server, runs the TLS handshake and auth, and starts
 // the reader.
@@ -254,6 +257,7 @@ func (c *conn) fail(err error) {
 		return
 	}
 	c.closed = true
+	cause := err
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		err = errConnClosed
 	}
@@ -267,7 +271,12 @@ func (c *conn) fail(err error) {
 		r.err = c.err
 		r.complete()
 	}
-	c.srv.dropConn(c, err)
+	// An idle connection the server closed (idle_timeout, a restart we
+	// will notice on the next dial) cost no request: not a failure.
+	if err == errConnClosed && len(pending) == 0 {
+		cause = errIdleClosed
+	}
+	c.srv.dropConn(c, cause)
 }
 
 func (c *conn) isClosed() bool {

@@ -111,7 +111,7 @@ func (s *server) dropConn(c *conn, err error) {
 	}
 	s.client.untrack(c)
 	switch err {
-	case ErrClosed, errClientClosing, errProbeDone, errServerDown:
+	case ErrClosed, errClientClosing, errProbeDone, errServerDown, errIdleClosed:
 		return // closed on purpose, not a failure of the server
 	}
 	if !s.client.isClosed() {
