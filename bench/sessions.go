@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -83,6 +84,12 @@ func memkitSessions(servers []string) (http.Handler, func(), error) {
 	return middleware.Session(mgr)(mux), func() { mgr.Close(); c.Close() }, nil
 }
 
+// scsDefaults is one scs.New(), whose settings every scs benchmark copies.
+// scs.New starts an in-memory store with a cleanup goroutine that cannot be
+// stopped without a data race (memstore sets its stop channel inside that
+// goroutine), so it is made once per process rather than per benchmark.
+var scsDefaults = sync.OnceValue(scs.New)
+
 func newGomemcache(servers []string, conns int) *memcache.Client {
 	c := memcache.New(servers...)
 	c.MaxIdleConns = conns
@@ -94,7 +101,8 @@ func newGomemcache(servers []string, conns int) *memcache.Client {
 // memcached store on gomemcache.
 func scsSessions(servers []string, clients int) (http.Handler, func(), error) {
 	c := newGomemcache(servers, clients)
-	sm := scs.New()
+	sm := new(scs.SessionManager)
+	*sm = *scsDefaults()
 	sm.Store = &scsStore{client: c, prefix: "scs:"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/rw", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func needMemcached(t *testing.T) string {
+	t.Helper()
+	bin, err := findMemcached("")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	return bin
+}
+
+// waitGoroutines waits, boundedly, until no more than n goroutines run.
+func waitGoroutines(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := runtime.NumGoroutine(); got > n {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines left, want <= %d:\n%s", got, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestSmoke runs every comparison for a handful of operations against real
+// memcached servers and checks that the harness measured each of them,
+// without errors, and counted the memcached calls of the session handlers.
+func TestSmoke(t *testing.T) {
+	needMemcached(t)
+	scsDefaults() // its leftover goroutine lives as long as the process
+	base := runtime.NumGoroutine()
+	cfg := config{rounds: 2, duration: time.Second, warmup: 10 * time.Millisecond,
+		serialDuration: 5 * time.Millisecond, maxOps: 40, clients: 4}
+	rep, err := run(context.Background(), cfg, io.Discard)
+	require.NoError(t, err)
+
+	want := []string{
+		"get/1g/100B/3srv", "get/1g/10KB/3srv", "get/64g/100B/3srv", "get/64g/10KB/3srv",
+		"get/64g/100B/1srv", "get/64g/10KB/1srv", "set/64g/100B/3srv", "set/64g/10KB/3srv",
+		"getmulti100/1g/100B/3srv", "getmulti100/1g/10KB/3srv", "getmulti100/16g/100B/3srv", "getmulti100/16g/10KB/3srv",
+		"session/rw/4c", "session/untouched/4c",
+	}
+	var got []string
+	for _, cr := range rep.cases {
+		got = append(got, cr.name)
+		require.Equal(t, "memkit", cr.impls[0], cr.name)
+		for i, r := range cr.results {
+			assert.Positive(t, r.ops, "%s %s", cr.name, cr.impls[i])
+			assert.Zero(t, r.errs, "%s %s: %v", cr.name, cr.impls[i], r.firstErr)
+			assert.Positive(t, r.opsPerSec, "%s %s", cr.name, cr.impls[i])
+			assert.Positive(t, r.p99, "%s %s", cr.name, cr.impls[i])
+		}
+	}
+	require.Equal(t, want, got)
+
+	// memcached calls per request, from the servers' stats.
+	calls := map[string]float64{}
+	for _, cr := range rep.cases {
+		for i, r := range cr.results {
+			if strings.HasPrefix(cr.name, "session/") {
+				calls[cr.name+" "+cr.impls[i]] = r.callsPerOp
+			} else {
+				assert.Equal(t, -1.0, r.callsPerOp, "client benchmarks do not count calls")
+			}
+		}
+	}
+	assert.Equal(t, map[string]float64{
+		"session/rw/4c memkit":         2, // get + cas
+		"session/rw/4c scs":            2, // get + set
+		"session/rw/4c gorilla":        2, // get + set
+		"session/untouched/4c memkit":  0, // lazy: no call at all
+		"session/untouched/4c scs":     1, // scs loads every request's session
+		"session/untouched/4c gorilla": 0, // never asked for the session
+	}, calls)
+
+	require.Len(t, rep.serial, 2*len(serialFormats()))
+	for _, s := range rep.serial {
+		assert.NoError(t, s.err, "%s %s", s.payload, s.format)
+		assert.Positive(t, s.size, "%s %s", s.payload, s.format)
+		assert.Positive(t, s.marshal.ops, "%s %s", s.payload, s.format)
+		assert.Positive(t, s.unmarshal.ops, "%s %s", s.payload, s.format)
+	}
+
+	var out bytes.Buffer
+	printReport(&out, rep)
+	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows"} {
+		assert.Contains(t, out.String(), s)
+	}
+	waitGoroutines(t, base)
+}
+
+func TestOnlyAndImplFilters(t *testing.T) {
+	needMemcached(t)
+	cfg := config{rounds: 3, duration: time.Second, warmup: time.Millisecond, maxOps: 20, clients: 2}
+	require.NoError(t, cfg.compile(`^get/1g/100B`, `^memkit$`))
+	rep, err := run(context.Background(), cfg, io.Discard)
+	require.NoError(t, err)
+	require.Len(t, rep.cases, 1)
+	assert.Equal(t, "get/1g/100B/3srv", rep.cases[0].name)
+	assert.Equal(t, []string{"memkit"}, rep.cases[0].impls)
+	assert.Equal(t, 3*20, rep.cases[0].results[0].ops, "three rounds of max-ops each")
+	assert.Empty(t, rep.serial, "-only excludes the serializer")
+}
+
+func TestCancelStopsRun(t *testing.T) {
+	needMemcached(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	cfg := config{rounds: 1, duration: time.Hour, warmup: time.Hour, maxOps: 1 << 30, clients: 2}
+	done := make(chan error, 1)
+	go func() {
+		_, err := run(ctx, cfg, io.Discard)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop after its context was cancelled")
+	}
+}
+
+func TestServerKill(t *testing.T) {
+	bin := needMemcached(t)
+	s, err := startServer(bin, 16)
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", s.Addr)
+	require.NoError(t, err)
+	c.Close()
+	s.kill()
+	s.kill() // a second kill is a no-op
+	_, err = net.DialTimeout("tcp", s.Addr, time.Second)
+	require.Error(t, err, "memcached still accepts connections after kill")
+}
+
+func TestHistogram(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ns   int64
+	}{{"zero", 0}, {"small", 31}, {"edge", 32}, {"exact", 64}, {"micro", 1234}, {"milli", 7_654_321}, {"second", 1_500_000_000}, {"huge", 1 << 62}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bucketOf(tc.ns)
+			require.Less(t, b, len(histogram{}.counts))
+			lo := bucketValue(b)
+			assert.LessOrEqual(t, lo, tc.ns)
+			assert.GreaterOrEqual(t, float64(lo), float64(tc.ns)*0.97, "bucket lower bound %d too far below %d", lo, tc.ns)
+		})
+	}
+	var h histogram
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	assert.InDelta(t, 500*time.Microsecond, h.quantile(0.5), float64(20*time.Microsecond))
+	assert.InDelta(t, 990*time.Microsecond, h.quantile(0.99), float64(40*time.Microsecond))
+	assert.Equal(t, time.Duration(0), (&histogram{}).quantile(0.5))
+}
+
+func TestSummarize(t *testing.T) {
+	samples := []sample{
+		{ops: 100, elapsed: time.Second, p50: 3, p99: 30, mallocs: 200},
+		{ops: 300, elapsed: time.Second, p50: 1, p99: 10, mallocs: 300, errs: 2},
+		{ops: 200, elapsed: time.Second, p50: 2, p99: 20, mallocs: 800},
+	}
+	r := summarize(samples, []float64{2, 0, 1})
+	assert.Equal(t, 200.0, r.opsPerSec)
+	assert.Equal(t, time.Duration(2), r.p50)
+	assert.Equal(t, time.Duration(20), r.p99)
+	assert.Equal(t, 2.0, r.allocsPerOp)
+	assert.Equal(t, 1.0, r.callsPerOp)
+	assert.Equal(t, 600, r.ops)
+	assert.Equal(t, 2, r.errs)
+	assert.Equal(t, -1.0, summarize(samples, nil).callsPerOp)
+	assert.Equal(t, 2.5, medianOf([]float64{4, 1, 3, 2}))
+}
