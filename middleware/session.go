@@ -13,7 +13,9 @@ import (
 // request's context (session.FromContext) and commits it before the first
 // byte of the response is written, or when the handler returns.
 //
-// A request that never touches its session makes no store call. When
+// A request that never touches its session makes no store call. Changes
+// made after the response started are saved when the handler returns, if
+// the session's cookie is already out (see session.Manager.Commit). When
 // loading or saving failed, mgr's error hook (Manager.ErrorFunc) runs
 // before the response starts; if it writes a response, the handler's
 // status, headers and body are discarded. With the default hook a
@@ -30,7 +32,12 @@ func Session(mgr *session.Manager) func(http.Handler) http.Handler {
 			r = r.WithContext(session.NewContext(r.Context(), s))
 			sw := &sessionWriter{ResponseWriter: w, mgr: mgr, s: s, r: r}
 			next.ServeHTTP(sw, r)
-			sw.commit()
+			if !sw.commit() {
+				// Changes made after the response started.
+				if err := mgr.Commit(r.Context(), nil, s); err != nil {
+					mgr.HandleError(discardWriter{}, r, err)
+				}
+			}
 		})
 	}
 }
@@ -46,8 +53,11 @@ type sessionWriter struct {
 	replace bool // the error hook wrote the response: drop the handler's
 }
 
-func (w *sessionWriter) commit() {
+// commit commits the session the first time and reports whether this
+// call did.
+func (w *sessionWriter) commit() (first bool) {
 	w.once.Do(func() {
+		first = true
 		err := w.mgr.Commit(w.r.Context(), w.ResponseWriter.Header(), w.s)
 		if err == nil {
 			return
@@ -56,6 +66,7 @@ func (w *sessionWriter) commit() {
 		w.mgr.HandleError(tw, w.r, err)
 		w.replace = tw.wrote
 	})
+	return first
 }
 
 func (w *sessionWriter) WriteHeader(code int) {
@@ -116,3 +127,11 @@ func (t *trackingWriter) Write(b []byte) (int, error) {
 }
 
 func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// discardWriter receives what the error hook writes once the response has
+// started.
+type discardWriter struct{}
+
+func (discardWriter) Header() http.Header         { return http.Header{} }
+func (discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (discardWriter) WriteHeader(int)             {}

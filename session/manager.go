@@ -291,39 +291,57 @@ func (m *Manager) NewSession() *Session {
 	return &Session{mgr: m, resolved: true, loaded: true}
 }
 
+// ErrHeadersSent means a session got a new ID (it was new, renewed or
+// destroyed) after the response started: its cookie can no longer be sent,
+// so it was not saved.
+var ErrHeadersSent = errors.New("session: new session changed after the response started")
+
 // Commit saves s if this request changed it and writes the cookie into h
 // when the session got a new ID, was renewed or destroyed. It makes no
 // store call for a session that was never touched. Setting a cookie also
 // adds "Vary: Cookie" and `Cache-Control: no-cache="Set-Cookie"`.
 //
-// It returns every error met loading or saving the session, joined (nil if
-// none); hand it to HandleError. After the first call, Commit does nothing.
+// Commit may be called again to save changes made after the previous call;
+// pass a nil h once the response has started: changes to a session whose
+// cookie is already out are saved, a session that would need a new cookie
+// is not (ErrHeadersSent).
+//
+// It returns the errors met loading or saving the session since the
+// previous Commit, joined (nil if none); hand them to HandleError.
 func (m *Manager) Commit(ctx context.Context, h http.Header, s *Session) error {
 	m.init()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.committed {
-		return nil
-	}
-	s.committed = true
 	if !s.failed && (!s.ch.empty() || s.renewed) {
-		if s.err(m.save(ctx, s)) == nil {
-			if s.id != s.cookieID {
+		m.ensureLoaded(ctx, s)
+		needCookie := s.id == "" || (s.id != s.cookieID && s.id != s.sentID)
+		switch {
+		case s.failed:
+		case h == nil && needCookie:
+			s.err(ErrHeadersSent)
+			s.ch, s.renewed = changes{}, false
+		case s.err(m.save(ctx, s)) == nil:
+			s.ch, s.renewed, s.stale = changes{}, false, true
+			if needCookie {
 				if err := m.setCookie(h, s); err != nil {
 					s.err(err)
 				} else {
-					s.cookieSet = true
+					s.sentID = s.id
 				}
 			}
 			if s.oldKey != "" {
 				s.err(m.store.Delete(ctx, s.oldKey))
+				s.oldKey = ""
 			}
 		}
 	}
-	if s.destroyed && !s.cookieSet && s.hadCookie {
+	if s.destroyed && s.sentID == "" && s.hadCookie && h != nil {
 		m.expireCookie(h)
+		s.sentID = "-" // expired
 	}
-	return errors.Join(s.errs...)
+	errs := s.errs[s.reported:]
+	s.reported = len(s.errs)
+	return errors.Join(errs...)
 }
 
 // save writes s's changes with a compare-and-swap, re-reading and
@@ -341,14 +359,18 @@ func (m *Manager) save(ctx context.Context, s *Session) error {
 	key := m.key(s.id)
 	base, version := s.base, s.version
 	initial := base // nil, or the snapshot RenewID took
-	mustExist := version != 0
+	mustExist := version != 0 || s.stale
 	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
+		// After a lost race, and for a second save in one request (whose
+		// version is unknown), re-read the record.
+		if attempt > 0 || s.stale {
 			if attempt > m.maxRetries() {
 				return fmt.Errorf("%w: save lost %d compare-and-swap races", ErrConflict, attempt)
 			}
-			if err := backoff(ctx, attempt); err != nil {
-				return fmt.Errorf("%w: %w", ErrStore, err)
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return fmt.Errorf("%w: %w", ErrStore, err)
+				}
 			}
 			e, found, err := m.store.Load(ctx, key, 0)
 			if err != nil {

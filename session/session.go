@@ -62,9 +62,10 @@ type Session struct {
 	oldKey    string     // record to delete after saving (RenewID, expiry)
 	renewed   bool
 	destroyed bool
-	committed bool
-	cookieSet bool
+	stale     bool   // base was saved by this request; its version is unknown
+	sentID    string // the ID whose cookie this response carries ("-": expired)
 	errs      []error
+	reported  int // errs[:reported] were returned by Commit
 }
 
 // resolveLocked checks the cookie's signature once; s.mu is held.
@@ -327,7 +328,7 @@ func (s *Session) RenewID(ctx context.Context) error {
 	}
 	s.base, s.version, s.found = snap, 0, false
 	s.created = time.Unix(0, snap.Created)
-	s.ch = changes{}
+	s.ch, s.stale = changes{}, false
 	s.id = newID()
 	s.renewed = true
 	return nil
@@ -348,7 +349,7 @@ func (s *Session) Destroy(ctx context.Context) error {
 	s.err(err)
 	s.id, s.loaded, s.failed, s.found = "", true, false, false
 	s.base, s.version, s.created = nil, 0, time.Time{}
-	s.ch, s.oldKey, s.renewed = changes{}, "", false
+	s.ch, s.oldKey, s.renewed, s.stale = changes{}, "", false, false
 	s.destroyed = true
 	return err
 }
