@@ -2,7 +2,6 @@ package serializer
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -108,56 +107,59 @@ type zstdCompressor struct{}
 func (zstdCompressor) Name() string  { return "zstd" }
 func (zstdCompressor) flags() uint32 { return zstdID << compShift }
 
-// zstdEncoder is shared: EncodeAll is safe for concurrent use and starts no
+// zstdEncoder is shared; single-segment frames record the content size and
+// need no window beyond it. EncodeAll is safe for concurrent use and starts no
 // goroutines.
 var zstdEncoder = sync.OnceValue(func() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithZeroFrames(true))
+	e, err := zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
 	if err != nil {
 		panic(err) // only invalid options fail
 	}
 	return e
 })
 
-// zstdDecoders holds one decoder per MaxDecodedSize in use, since the limit
-// is a decoder option; DecodeAll is safe for concurrent use and starts no
-// goroutines.
-var zstdDecoders sync.Map // int -> *zstd.Decoder
-
-func zstdDecoder(max int) (*zstd.Decoder, error) {
-	if d, ok := zstdDecoders.Load(max); ok {
-		return d.(*zstd.Decoder), nil
-	}
-	d, err := zstd.NewReader(nil, zstd.WithDecoderMaxMemory(uint64(max)), zstd.WithDecoderConcurrency(0))
+// zstdDecoder is shared: DecodeAll is safe for concurrent use and starts no
+// goroutines. With the cap limit it never writes past cap(dst), which
+// decompress sets to the frame's declared size.
+var zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
+	d, err := zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true), zstd.WithDecoderConcurrency(0))
 	if err != nil {
-		return nil, err
+		panic(err) // only invalid options fail
 	}
-	actual, loaded := zstdDecoders.LoadOrStore(max, d)
-	if loaded {
-		d.Close()
-	}
-	return actual.(*zstd.Decoder), nil
-}
+	return d
+})
 
 func (zstdCompressor) compress(dst, src []byte) ([]byte, error) {
 	return zstdEncoder().EncodeAll(src, dst), nil
 }
 
+// decompress accepts only what compress writes: one single-segment frame
+// that declares its content size, so the size is known, and bounded, before
+// anything is allocated.
 func (zstdCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
-	d, err := zstdDecoder(max)
-	if err != nil {
-		return dst, err
-	}
-	start := len(dst)
-	out, err := d.DecodeAll(src, dst)
-	switch {
-	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded):
-		return dst, tooLarge(max)
-	case err != nil:
+	var h zstd.Header
+	if err := h.Decode(src); err != nil {
 		return dst, fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
-	case len(out)-start > max:
+	}
+	if h.Skippable || !h.SingleSegment || !h.HasFCS {
+		return dst, fmt.Errorf("%w: zstd: not a single-segment frame with its content size", ErrCorrupt)
+	}
+	if h.FrameContentSize > uint64(max) {
 		return dst, tooLarge(max)
 	}
-	return out, nil
+	n := int(h.FrameContentSize)
+	start := len(dst)
+	dst = grow(dst, n)
+	out, err := zstdDecoder().DecodeAll(src, dst[start:start:start+n])
+	switch {
+	case err != nil:
+		return dst[:start], fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
+	case len(out) != n:
+		return dst[:start], fmt.Errorf("%w: zstd: %d bytes, frame declares %d", ErrCorrupt, len(out), n)
+	case n > 0 && &out[0] != &dst[start:start+1][0]:
+		copy(dst[start:start+n], out) // not expected with the cap limit
+	}
+	return dst[:start+n], nil
 }
 
 type zlibCompressor struct{}
