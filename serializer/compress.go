@@ -156,7 +156,7 @@ func (zstdCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
 		return dst[:start], fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 	case len(out) != n:
 		return dst[:start], fmt.Errorf("%w: zstd: %d bytes, frame declares %d", ErrCorrupt, len(out), n)
-	case n > 0 && &out[0] != &dst[start:start+1][0]:
+	case n > 0 && &out[0] != &dst[start : start+1][0]:
 		copy(dst[start:start+n], out) // not expected with the cap limit
 	}
 	return dst[:start+n], nil
