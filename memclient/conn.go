@@ -13,11 +13,14 @@ import (
 	"time"
 )
 
-// conn is one pipelined connection to a server. Callers write their own
-// requests (so nothing they pass is retained after the write) while holding
-// the write slot; a caller that sees another writer queued behind it leaves
-// the flush to that writer, so concurrent requests go out in batches. One
-// reader goroutine reads replies in order and hands each to its request.
+// conn is one pipelined connection to a server. It has no goroutines of its
+// own. Callers write their own requests (so nothing they pass is retained
+// after the write) while holding the write slot; a caller that sees another
+// writer queued behind it leaves the flush to that writer, so concurrent
+// requests go out in batches. Replies come back in order, and are read by
+// whichever waiting caller holds the read slot: it hands each reply to its
+// request until its own arrives, then gives the slot to the next waiter. A
+// lone caller thus reads its own reply with no goroutine hand-off.
 type conn struct {
 	srv   *server
 	nc    net.Conn
@@ -27,6 +30,7 @@ type conn struct {
 
 	wsem    chan struct{} // write slot, capacity 1
 	writers atomic.Int32  // callers announced for the write slot or holding it
+	rsem    chan struct{} // read slot, capacity 1; its holder owns br
 
 	mu       sync.Mutex // protects inflight, head, closed, err
 	inflight []*request // written, awaiting replies, in order
@@ -34,8 +38,7 @@ type conn struct {
 	closed   bool
 	err      error
 
-	lastRead   atomic.Int64  // unix nanos of the last reply read
-	readerDone chan struct{} // closed when the reader exits
+	lastRead atomic.Int64 // unix nanos of the last reply read
 }
 
 var (
@@ -70,13 +73,13 @@ func (s *server) dial(ctx context.Context) (*conn, error) {
 		nc = tlsConn
 	}
 	c := &conn{
-		srv:        s,
-		nc:         nc,
-		br:         bufio.NewReaderSize(nc, 16<<10),
-		bw:         bufio.NewWriterSize(nc, 16<<10),
-		proto:      protocolFor(cfg.Protocol),
-		wsem:       make(chan struct{}, 1),
-		readerDone: make(chan struct{}),
+		srv:   s,
+		nc:    nc,
+		br:    bufio.NewReaderSize(nc, 16<<10),
+		bw:    bufio.NewWriterSize(nc, 16<<10),
+		proto: protocolFor(cfg.Protocol),
+		wsem:  make(chan struct{}, 1),
+		rsem:  make(chan struct{}, 1),
 	}
 	if cfg.Username != "" {
 		if err := c.auth(dctx, cfg.Username, cfg.Password); err != nil {
@@ -85,7 +88,6 @@ func (s *server) dial(ctx context.Context) (*conn, error) {
 		}
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	go c.readLoop()
 	return c, nil
 }
 
@@ -211,23 +213,86 @@ func (c *conn) finishWrite() error {
 	}
 }
 
-// readLoop reads replies in order until the connection fails.
-func (c *conn) readLoop() {
-	defer close(c.readerDone)
-	for {
-		// Block for the first byte of the next reply before taking the
-		// request, so an idle connection holds no lock.
+// await waits for r's reply, reading replies itself whenever the read
+// slot is free. On timeout or cancellation it abandons r (a later reader
+// drops its reply) and reports abandoned; otherwise the caller owns r.
+func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (abandoned bool, err error) {
+	select {
+	case <-r.done:
+		return false, nil
+	case c.rsem <- struct{}{}:
+		return c.readFor(ctx, deadline, r)
+	default:
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		r.timer.Reset(time.Until(deadline))
+		timeout = r.timer.C
+	}
+	select {
+	case <-r.done:
+		r.timer.Stop()
+		return false, nil
+	case c.rsem <- struct{}{}:
+		r.timer.Stop()
+		return c.readFor(ctx, deadline, r)
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-timeout:
+		err = &timeoutError{addr: c.srv.addr}
+	}
+	r.timer.Stop()
+	return r.abandon(err)
+}
+
+// readFor reads replies, holding the read slot, until r is answered or
+// the deadline or ctx ends; then it releases the slot to the next waiter.
+func (c *conn) readFor(ctx context.Context, deadline time.Time, r *request) (bool, error) {
+	err := c.readUntil(ctx, deadline, r)
+	<-c.rsem
+	if err != nil {
+		return r.abandon(err)
+	}
+	<-r.done // answered (or failed) by us or by fail
+	return false, nil
+}
+
+// readUntil reads and dispatches replies until r is no longer pending. It
+// returns an error only for a timeout or cancellation that left the stream
+// intact (no byte of a reply consumed); any other failure closes the
+// connection, which fails r.
+func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) error {
+	if ctx.Done() != nil {
+		// Cancellation without a deadline must still interrupt a read.
+		stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	for r.state.Load() == reqPending {
+		// Wait for the first byte of the next reply before taking its
+		// request, so a timeout here consumes nothing.
 		if _, err := c.br.Peek(1); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if !time.Now().Before(deadline) {
+					return &timeoutError{addr: c.srv.addr}
+				}
+				// A deadline left by an earlier reader's cancellation.
+				_ = c.nc.SetReadDeadline(deadline)
+				continue
+			}
 			c.fail(err)
-			return
+			return nil
 		}
 		c.mu.Lock()
 		if c.head == len(c.inflight) {
 			c.mu.Unlock()
 			c.fail(errors.New("unsolicited data from server"))
-			return
+			return nil
 		}
-		r := c.inflight[c.head]
+		h := c.inflight[c.head]
 		c.inflight[c.head] = nil
 		c.head++
 		if c.head == len(c.inflight) {
@@ -236,17 +301,21 @@ func (c *conn) readLoop() {
 		}
 		c.mu.Unlock()
 
-		if err := c.proto.decode(c.br, r, c.srv.addr); err != nil {
-			// A broken stream: the reply cannot be delimited.
-			r.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
-			r.complete()
+		if err := c.proto.decode(c.br, h, c.srv.addr); err != nil {
+			// The reply cannot be delimited (or was cut by a timeout
+			// midway): the stream is lost.
+			if h.err == nil {
+				h.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
+			}
+			h.complete()
 			c.fail(err)
-			return
+			return nil
 		}
 		c.lastRead.Store(time.Now().UnixNano())
 		c.srv.noteSuccess()
-		r.complete()
+		h.complete()
 	}
+	return nil
 }
 
 // fail closes the connection and fails every request in flight with err.
@@ -259,7 +328,8 @@ func (c *conn) fail(err error) {
 	c.closed = true
 	cause := err
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-		err = errConnClosed
+		// Report it as the network error it is, with the peer's address.
+		err = &net.OpError{Op: "read", Net: "tcp", Addr: c.nc.RemoteAddr(), Err: errConnClosed}
 	}
 	c.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
 	pending := c.inflight[c.head:]
@@ -273,7 +343,7 @@ func (c *conn) fail(err error) {
 	}
 	// An idle connection the server closed (idle_timeout, a restart we
 	// will notice on the next dial) cost no request: not a failure.
-	if err == errConnClosed && len(pending) == 0 {
+	if errors.Is(err, errConnClosed) && len(pending) == 0 {
 		cause = errIdleClosed
 	}
 	c.srv.dropConn(c, cause)

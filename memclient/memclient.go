@@ -173,7 +173,6 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	for _, cn := range conns {
 		cn.fail(errClientClosing)
-		<-cn.readerDone
 	}
 	c.probeWG.Wait()
 	return nil
@@ -252,8 +251,10 @@ func (c *Client) start(ctx context.Context, s *server, deadline time.Time, reqs 
 func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.Time, reqs []*request, abandoned []bool) error {
 	sentAt := reqs[0].sentAt // ours to read until we wait
 	var firstErr error
-	for i, r := range reqs {
-		ab, err := r.wait(ctx, deadline, s.addr)
+	// Replies come in order: whoever reads for the last request completes
+	// the earlier ones on the way.
+	for i := len(reqs) - 1; i >= 0; i-- {
+		ab, err := cn.await(ctx, deadline, reqs[i])
 		abandoned[i] = ab
 		if err != nil && firstErr == nil {
 			firstErr = err

@@ -100,36 +100,14 @@ func (r *request) complete() {
 	putRequest(r) // abandoned: nobody else refers to it
 }
 
-// wait blocks until r is answered, ctx ends or the deadline passes. On
-// timeout it abandons r (the reader then recycles it) and returns the
-// error with abandoned true; otherwise the caller still owns r.
-func (r *request) wait(ctx context.Context, deadline time.Time, addr string) (abandoned bool, err error) {
-	// Fast path: already answered (common when another goroutine's flush
-	// carried it and the reply came back quickly).
-	select {
-	case <-r.done:
-		return false, nil
-	default:
-	}
-	var timeout <-chan time.Time
-	if !deadline.IsZero() {
-		r.timer.Reset(time.Until(deadline))
-		timeout = r.timer.C
-	}
-	select {
-	case <-r.done:
-		r.timer.Stop()
-		return false, nil
-	case <-ctx.Done():
-		err = ctx.Err()
-	case <-timeout:
-		err = &timeoutError{addr: addr}
-	}
-	r.timer.Stop()
+// abandon gives r up after err (a timeout or cancellation): the reader
+// that later reads its reply recycles it. If the reply raced in, r is the
+// caller's after all and abandon reports success.
+func (r *request) abandon(err error) (abandoned bool, _ error) {
 	if r.state.CompareAndSwap(reqPending, reqAbandoned) {
 		return true, err
 	}
-	<-r.done // the reply raced in: take it after all
+	<-r.done
 	return false, nil
 }
 

@@ -86,7 +86,6 @@ func (s *server) conn(ctx context.Context) (*conn, error) {
 			if s.client.isClosed() {
 				err = ErrClosed
 				c.fail(ErrClosed)
-				<-c.readerDone
 			} else {
 				sl.c.Store(c)
 				s.client.track(c)
@@ -186,7 +185,7 @@ func (s *server) probe(ctx context.Context) bool {
 		deadline := time.Now().Add(s.cfg.timeout())
 		if err = c.send(ctx, deadline, req.timer, req); err == nil {
 			var abandoned bool
-			abandoned, err = req.wait(ctx, deadline, s.addr)
+			abandoned, err = c.await(ctx, deadline, req)
 			if err == nil {
 				err = req.err
 			}
@@ -197,7 +196,6 @@ func (s *server) probe(ctx context.Context) bool {
 			putRequest(req)
 		}
 		c.fail(errProbeDone)
-		<-c.readerDone
 	}
 	now := s.client.now()
 	if err == nil {
