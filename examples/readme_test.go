@@ -1,0 +1,282 @@
+package examples_test
+
+// The README's code snippets, each an Example run against real memcached
+// (started in TestMain), and a test that keeps the README and this file in
+// sync: every line of every Go block of ../README.md must appear, in order,
+// in one of the examples below.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
+	"github.com/memkit/memkit/middleware"
+	"github.com/memkit/memkit/objcache"
+	"github.com/memkit/memkit/session"
+)
+
+var (
+	ctx = context.Background()
+	// servers are three memcached servers with weights 1:2:3, as
+	// "host:port:weight".
+	servers []string
+	// secureAddr is a memcached with TLS and ASCII auth (user "app",
+	// password $MEMCACHED_PASSWORD); tlsConfig trusts its certificate.
+	secureAddr string
+	tlsConfig  *tls.Config
+	// keys are the session cookie keys: a 32-byte hash key, no block key.
+	keys = [][]byte{[]byte("an example hash key of 32 bytes!"), nil}
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var procs []*memcachetest.Server
+	defer func() {
+		for _, p := range procs {
+			p.Close()
+		}
+	}()
+	for w := 1; w <= 3; w++ {
+		p, err := memcachetest.Launch(memcachetest.Options{})
+		if errors.Is(err, memcachetest.ErrNoBinary) && os.Getenv("CI") != "true" {
+			fmt.Println("skipping the README examples:", err)
+			return 0
+		}
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		procs = append(procs, p)
+		servers = append(servers, fmt.Sprintf("%s:%d", p.Addr, w))
+	}
+	os.Setenv("MEMCACHED_PASSWORD", "example-secret")
+	p, err := memcachetest.Launch(memcachetest.Options{TLS: true, Username: "app", Password: "example-secret"})
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	procs = append(procs, p)
+	secureAddr, tlsConfig = p.Addr, p.TLSConfig
+	return m.Run()
+}
+
+// The tour, part 1: the client.
+func Example_client() {
+	mc, err := memclient.New(servers...) // "host:port" or "host:port:weight"
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+
+	err = mc.Set(ctx, &memclient.Item{Key: "greeting", Value: []byte("hello"), TTL: time.Minute})
+	if err != nil {
+		log.Fatal(err)
+	}
+	it, err := mc.Get(ctx, "greeting") // memclient.ErrCacheMiss if absent
+	fmt.Println(string(it.Value), err)
+	// Output: hello <nil>
+}
+
+// The tour, part 2: sessions.
+func Example_session() {
+	mc, err := memclient.New(servers...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+
+	mgr := &session.Manager{Store: session.NewMemcacheStore(mc), Keys: keys}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /visits", func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context()) // loaded on first read, not before
+		n, _ := session.Get[int](r.Context(), s, "visits")
+		s.Set("visits", n+1) // saved by compare-and-swap, merged with concurrent requests
+		fmt.Fprintf(w, "visit %d\n", n+1)
+	})
+	handler := middleware.Session(mgr)(mux) // http.ListenAndServe(addr, handler)
+
+	// A browser with a cookie jar. The session cookie is Secure by
+	// default, hence TLS.
+	srv := httptest.NewTLSServer(handler)
+	defer srv.Close()
+	browser := srv.Client()
+	browser.Jar, _ = cookiejar.New(nil)
+	for range 2 {
+		resp, err := browser.Get(srv.URL + "/visits")
+		if err != nil {
+			log.Fatal(err)
+		}
+		io.Copy(os.Stdout, resp.Body)
+		resp.Body.Close()
+	}
+	// Output:
+	// visit 1
+	// visit 2
+}
+
+// Product and productDB stand in for a database table and its queries.
+type Product struct {
+	ID   int64
+	Name string
+}
+
+type productDB struct{ queries atomic.Int64 }
+
+func (d *productDB) ProductByID(ctx context.Context, id int64) (Product, error) {
+	d.queries.Add(1) // SELECT ... WHERE id = ?
+	return Product{ID: id, Name: fmt.Sprintf("product %d", id)}, nil
+}
+
+// The tour, part 3: memoize.
+func Example_memoize() {
+	mc, err := memclient.New(servers...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+	db := &productDB{}
+
+	cache, err := objcache.New(mc, objcache.Options{Prefix: "readme:"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	productByID := objcache.Memoize1(cache, "product", 5*time.Minute, db.ProductByID)
+	p, err := productByID(ctx, 42) // runs the query once; later calls, in any process, read memcached
+	if err != nil {
+		log.Fatal(err)
+	}
+	again, err := productByID(ctx, 42)
+	fmt.Println(p.Name, again.Name, err, db.queries.Load(), "query")
+	// Output: product 42 product 42 <nil> 1 query
+}
+
+// Your own cluster, TLS and auth.
+func Example_tlsAndAuth() {
+	mc, err := memclient.NewFromConfig(memclient.Config{
+		Servers:  []memclient.Server{{Addr: secureAddr, Weight: 1}},
+		TLS:      tlsConfig, // &tls.Config{RootCAs: pool}: memcached -Z
+		Username: "app",     // memcached -Y authfile: ASCII auth
+		Password: os.Getenv("MEMCACHED_PASSWORD"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+	if err := mc.Set(ctx, &memclient.Item{Key: "k", Value: []byte("over TLS")}); err != nil {
+		log.Fatal(err)
+	}
+	it, err := mc.Get(ctx, "k")
+	fmt.Println(string(it.Value), err)
+	// Output: over TLS <nil>
+}
+
+// Sharing keys with Python: python-memcached's distribution and flags.
+func Example_python() {
+	mc, err := memclient.NewFromConfig(memclient.Config{
+		Servers:      []memclient.Server{{Addr: strings.TrimSuffix(servers[0], ":1"), Weight: 1}},
+		Distribution: memclient.DistributionModula, // the server python-memcached picks
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mc.Close()
+	cache, err := objcache.New(mc, objcache.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := cache.Set(ctx, "answer", 42, 0); err != nil { // stored as python-memcached's int
+		log.Fatal(err)
+	}
+	n, err := objcache.Get[int](ctx, cache, "answer") // Python: mc.get("answer") == 42
+	fmt.Println(n, err)
+	// Output: 42 <nil>
+}
+
+// TestReadmeInSync checks that every Go block of the README is copied from
+// this file, so that the README's code compiles and runs.
+func TestReadmeInSync(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("readme_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := normalize(string(self))
+	blocks := goBlocks(string(readme))
+	if len(blocks) < 4 {
+		t.Fatalf("README has %d Go blocks, want at least 4 (tour and TLS)", len(blocks))
+	}
+	for i, b := range blocks {
+		lines := normalize(b)
+		if !contains(src, lines) {
+			t.Errorf("README Go block %d is not in readme_test.go (copy it from there):\n%s", i+1, b)
+		}
+	}
+}
+
+// goBlocks returns the bodies of the ```go fenced blocks of a markdown text.
+func goBlocks(md string) []string {
+	var out []string
+	var cur *strings.Builder
+	sc := bufio.NewScanner(strings.NewReader(md))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case cur == nil && strings.TrimSpace(line) == "```go":
+			cur = &strings.Builder{}
+		case cur != nil && strings.TrimSpace(line) == "```":
+			out = append(out, cur.String())
+			cur = nil
+		case cur != nil:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return out
+}
+
+// normalize returns the non-empty lines of s, trimmed.
+func normalize(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// contains reports whether sub appears in lines as a contiguous run.
+func contains(lines, sub []string) bool {
+	for i := 0; i+len(sub) <= len(lines); i++ {
+		match := true
+		for j := range sub {
+			if lines[i+j] != sub[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}
