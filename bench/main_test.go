@@ -67,6 +67,9 @@ func TestSmoke(t *testing.T) {
 			assert.Zero(t, r.errs, "%s %s: %v", cr.name, cr.impls[i], r.firstErr)
 			assert.Positive(t, r.opsPerSec, "%s %s", cr.name, cr.impls[i])
 			assert.Positive(t, r.p99, "%s %s", cr.name, cr.impls[i])
+			if runtime.GOOS == "linux" {
+				assert.Positive(t, r.sysPerOp, "%s %s: every operation goes through the network", cr.name, cr.impls[i])
+			}
 		}
 	}
 	require.Equal(t, want, got)
@@ -101,7 +104,7 @@ func TestSmoke(t *testing.T) {
 
 	var out bytes.Buffer
 	printReport(&out, rep)
-	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows"} {
+	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows", "syscalls/op"} {
 		assert.Contains(t, out.String(), s)
 	}
 	waitGoroutines(t, base)

@@ -90,7 +90,7 @@ func printReport(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "machine: %s\n\n", rep.machine)
 	if len(rep.cases) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\tmc calls/op\terrors\tmemkit/peer\t")
+		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\tsyscalls/op\tmc calls/op\terrors\tmemkit/peer\t")
 		for _, cr := range rep.cases {
 			mk := cr.find("memkit")
 			for i, name := range cr.impls {
@@ -103,12 +103,16 @@ func printReport(w io.Writer, rep *report) {
 				if r.callsPerOp >= 0 {
 					calls = fmt.Sprintf("%.2f", r.callsPerOp)
 				}
+				sys := ""
+				if r.sysPerOp >= 0 {
+					sys = fmt.Sprintf("%.2f", r.sysPerOp)
+				}
 				label := cr.name
 				if i > 0 {
 					label = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%d\t%s\t\n",
-					label, name, fmtRate(r.opsPerSec), fmtDur(r.p50), fmtDur(r.p99), r.allocsPerOp, calls, r.errs, ratio)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%d\t%s\t\n",
+					label, name, fmtRate(r.opsPerSec), fmtDur(r.p50), fmtDur(r.p99), r.allocsPerOp, sys, calls, r.errs, ratio)
 			}
 		}
 		tw.Flush()

@@ -94,8 +94,10 @@ func serialFormats() []serialFormat {
 }
 
 // runSerializer measures, for each payload and format, the encoded size
-// and the time and allocations of Marshal and of Unmarshal, each over d
-// (rounds times, medians).
+// and the time and allocations of Marshal and of Unmarshal. Each is timed
+// over cfg.serialDuration, cfg.rounds times; the rounds go over every
+// format in turn, so that a burst of load on the machine spreads over all
+// of them, and medians are reported.
 func runSerializer(ctx context.Context, cfg config) []serialResult {
 	payloads := []struct {
 		name string
@@ -104,6 +106,16 @@ func runSerializer(ctx context.Context, cfg config) []serialResult {
 		{"session map", sessionPayload()},
 		{"50 DB rows", rowsPayload()},
 	}
+	type job struct {
+		r      serialResult
+		ser    *serializer.Serializer
+		v      any
+		data   []byte
+		flags  uint32
+		typ    reflect.Type
+		ms, us []sample
+	}
+	var jobs []*job
 	var out []serialResult
 	for _, p := range payloads {
 		for _, f := range serialFormats() {
@@ -111,37 +123,44 @@ func runSerializer(ctx context.Context, cfg config) []serialResult {
 			if !cfg.match(name) {
 				continue
 			}
-			r := serialResult{payload: p.name, format: f.name}
-			data, flags, err := f.ser.Marshal(p.v)
+			j := &job{r: serialResult{payload: p.name, format: f.name}, ser: f.ser, v: p.v, typ: reflect.TypeOf(p.v)}
+			var err error
+			j.data, j.flags, err = f.ser.Marshal(p.v)
+			if err == nil {
+				err = f.ser.Unmarshal(j.data, j.flags, reflect.New(j.typ).Interface())
+			}
 			if err != nil {
-				r.err = err
-				out = append(out, r)
+				j.r.err = err
+			}
+			j.r.size = len(j.data)
+			jobs = append(jobs, j)
+		}
+	}
+	for round := 0; round < cfg.rounds && ctx.Err() == nil; round++ {
+		for _, j := range jobs {
+			if j.r.err != nil {
 				continue
 			}
-			r.size = len(data)
-			typ := reflect.TypeOf(p.v)
-			var ms, us []sample
-			for round := 0; round < cfg.rounds; round++ {
-				ms = append(ms, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
-					_, _, err := f.ser.Marshal(p.v)
-					return err
-				}))
-				us = append(us, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
-					dst := reflect.New(typ)
-					if err := f.ser.Unmarshal(data, flags, dst.Interface()); err != nil {
-						return err
-					}
-					return nil
-				}))
-			}
-			r.marshal, r.unmarshal = summarize(ms, nil), summarize(us, nil)
+			j.ms = append(j.ms, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
+				_, _, err := j.ser.Marshal(j.v)
+				return err
+			}))
+			j.us = append(j.us, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
+				return j.ser.Unmarshal(j.data, j.flags, reflect.New(j.typ).Interface())
+			}))
+		}
+	}
+	for _, j := range jobs {
+		r := j.r
+		if r.err == nil {
+			r.marshal, r.unmarshal = summarize(j.ms, nil), summarize(j.us, nil)
 			if r.unmarshal.firstErr != nil {
 				r.err = fmt.Errorf("unmarshal: %w", r.unmarshal.firstErr)
 			} else if r.marshal.firstErr != nil {
 				r.err = fmt.Errorf("marshal: %w", r.marshal.firstErr)
 			}
-			out = append(out, r)
 		}
+		out = append(out, r)
 	}
 	return out
 }
