@@ -203,6 +203,9 @@ func (a *app) product(w http.ResponseWriter, r *http.Request) (Product, bool) {
 		http.Error(w, "bad product id", http.StatusBadRequest)
 		return Product{}, false
 	}
+	// The query marks ctx when it runs: miss. A request that found the
+	// value in the cache, or waited for another request's query, ran
+	// none: hit.
 	ctx, loaded := withLoadMark(r.Context())
 	p, err := a.productByID(ctx, id)
 	if loaded.Load() {
