@@ -386,3 +386,31 @@ func TestParseFlags(t *testing.T) {
 	_, _, err := parseFlags(nil, func(string) string { return "zz" }, io.Discard)
 	assert.ErrorContains(t, err, "SHOP_SESSION_KEY")
 }
+
+// TestShopServerDown: with one memcached dead the catalogue and products
+// are still served (objcache falls back to the database) and /debug/cache
+// says which server is gone.
+func TestShopServerDown(t *testing.T) {
+	leakcheck.Check(t)
+	srvs := memcachetest.StartN(t, 2, memcachetest.Options{})
+	s := startShop(t, memclient.Config{Servers: []memclient.Server{{Addr: srvs[0].Addr}, {Addr: srvs[1].Addr}}})
+	srvs[1].Kill()
+	for id := 1; id <= 20; id++ {
+		var p Product
+		s.json("GET", fmt.Sprintf("/api/products/%d", id), nil, &p)
+		assert.Equal(t, int64(id), p.ID)
+	}
+	resp, _ := s.do(s.c, "GET", "/", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	var info debugInfo
+	s.json("GET", "/debug/cache?format=json", nil, &info)
+	require.Len(t, info.Servers, 2)
+	assert.Equal(t, "up", info.Servers[0].State)
+	assert.NotEqual(t, "up", info.Servers[1].State)
+	assert.NotEmpty(t, info.Servers[1].LastError)
+	assert.Positive(t, info.Cache.Extra["memcached errors"])
+	resp, body := s.do(s.c, "GET", "/debug/cache", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, srvs[1].Addr)
+}
