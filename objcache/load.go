@@ -34,6 +34,20 @@ const (
 // runs load and returns its result (counting Stats.Errors); it returns a
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
+	return getOrLoad(ctx, c, key, ttl, func(ctx context.Context) (T, time.Duration, error) {
+		v, err := load(ctx)
+		return v, 0, err
+	})
+}
+
+// GetOrLoadTTL is GetOrLoad for loaders that choose the TTL of each value
+// they load (an HTTP max-age, a token's expiry): load returns it with the
+// value, 0 meaning Options.TTL and NoExpiration never expire.
+func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
+	return getOrLoad(ctx, c, key, 0, load)
+}
+
+func getOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
 	var zero T
 	k, err := c.Key(ctx, key)
 	if err != nil {
@@ -46,9 +60,8 @@ func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Durati
 	l := &loader{
 		ttl: c.ttl(ttl),
 		dec: func(data []byte, flags uint32) (any, bool) { return decode[T](c, data, flags) },
-		load: func(ctx context.Context) (any, error) {
-			v, err := load(ctx)
-			return v, err
+		load: func(ctx context.Context) (any, time.Duration, error) {
+			return load(ctx)
 		},
 	}
 	for attempt := 0; ; attempt++ {
@@ -86,7 +99,7 @@ func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Durati
 }
 
 // loadDirect runs load without the cache.
-func loadDirect[T any](ctx context.Context, c *Cache, load func(context.Context) (T, error)) (T, error) {
+func loadDirect[T any](ctx context.Context, c *Cache, load func(context.Context) (T, time.Duration, error)) (T, error) {
 	c.sh.stats.loads.Add(1)
 	ok := false
 	defer func() {
@@ -94,7 +107,7 @@ func loadDirect[T any](ctx context.Context, c *Cache, load func(context.Context)
 			c.sh.stats.loadErrors.Add(1)
 		}
 	}()
-	v, err := load(ctx)
+	v, _, err := load(ctx)
 	ok = true
 	if err != nil {
 		c.sh.stats.loadErrors.Add(1)
@@ -118,9 +131,9 @@ func refresh[T any](ctx context.Context, c *Cache, k string, l *loader, r *refre
 
 // loader is the untyped face of a GetOrLoad call.
 type loader struct {
-	ttl  time.Duration
+	ttl  time.Duration // resolved: 0 never expires
 	dec  func(data []byte, flags uint32) (any, bool)
-	load func(ctx context.Context) (any, error)
+	load func(ctx context.Context) (any, time.Duration, error) // ttl as a per-call ttl
 }
 
 // source says where an outcome's value came from.
@@ -351,7 +364,7 @@ func (c *Cache) load(ctx context.Context, k string, l *loader, mode storeMode, c
 			c.abandon(ctx, k, mode)
 		}
 	}()
-	v, err := l.load(ctx)
+	v, ttl, err := l.load(ctx)
 	finished = true
 	if err != nil {
 		c.sh.stats.loadErrors.Add(1)
@@ -367,7 +380,12 @@ func (c *Cache) load(ctx context.Context, k string, l *loader, mode storeMode, c
 		c.abandon(ctx, k, mode)
 		return outcome{}, fmt.Errorf("objcache: encoding loaded value: %w", err)
 	}
-	c.store(ctx, k, data, flags, l.ttl, mode, cas)
+	if ttl != 0 {
+		ttl = c.ttl(ttl)
+	} else {
+		ttl = l.ttl
+	}
+	c.store(ctx, k, data, flags, ttl, mode, cas)
 	return outcome{data: data, flags: flags, src: srcLoaded, val: v}, nil
 }
 

@@ -523,3 +523,32 @@ func TestGetOrLoadTypeMismatchInFlight(t *testing.T) {
 	close(release)
 	assert.Equal(t, "str", <-res)
 }
+
+func TestGetOrLoadTTL(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: time.Hour})
+	tests := []struct {
+		name    string
+		ttl     time.Duration
+		wantTTL float64 // seconds; -1 none
+	}{
+		{"chosen by the loader", 5 * time.Second, 5},
+		{"zero means Options.TTL", 0, 3600},
+		{"never expires", objcache.NoExpiration, -1},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("ttl%d", i)
+			v, err := objcache.GetOrLoadTTL(ctx, c, key, func(context.Context) (string, time.Duration, error) {
+				return "v", tt.ttl, nil
+			})
+			require.NoError(t, err)
+			assert.Equal(t, "v", v)
+			l, err := c.Client().GetLease(ctx, key, memclient.LeaseOptions{})
+			require.NoError(t, err)
+			assert.InDelta(t, tt.wantTTL, l.TTL.Seconds(), 2)
+		})
+	}
+}
