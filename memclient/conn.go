@@ -39,6 +39,43 @@ type conn struct {
 	err      error
 
 	lastRead atomic.Int64 // unix nanos of the last reply read
+	lastSend atomic.Int64 // unix nanos of the last write
+}
+
+// idleCheckAfter is how long a connection may sit unused before it is
+// checked for a close by the server (a restart, idle_timeout) before use.
+const idleCheckAfter = time.Second
+
+// usable reports whether c can take a request. A connection idle for a
+// while is checked without blocking: with no reader of its own, a close
+// by the server would otherwise surface only as the failure of the next
+// request.
+func (c *conn) usable(now int64) bool {
+	if c.isClosed() {
+		return false
+	}
+	if now-c.lastSend.Load() < int64(idleCheckAfter) {
+		return true
+	}
+	select {
+	case c.rsem <- struct{}{}:
+	default:
+		return true // someone is reading: it is in use
+	}
+	defer func() { <-c.rsem }()
+	c.mu.Lock()
+	busy := c.head < len(c.inflight)
+	c.mu.Unlock()
+	if busy {
+		return true
+	}
+	if c.br.Buffered() == 0 && !peerClosed(c.nc) {
+		c.lastSend.Store(now) // alive; check again after another idle spell
+		return true
+	}
+	// EOF, or bytes nobody asked for (for TLS: the server's close alert).
+	c.fail(errIdleClosed)
+	return false
 }
 
 var (
@@ -88,6 +125,7 @@ func (s *server) dial(ctx context.Context) (*conn, error) {
 		}
 	}
 	c.lastRead.Store(time.Now().UnixNano())
+	c.lastSend.Store(time.Now().UnixNano())
 	return c, nil
 }
 
@@ -157,6 +195,7 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 		return err
 	}
 	now := time.Now().UnixNano()
+	c.lastSend.Store(now)
 	for _, r := range reqs {
 		r.sentAt = now
 		c.inflight = append(c.inflight, r)

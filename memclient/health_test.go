@@ -125,3 +125,26 @@ func TestSetServers(t *testing.T) {
 	_, err = c.Get(ctx, "k")
 	require.ErrorIs(t, err, memclient.ErrNoServers)
 }
+
+// TestServerRestartIdle: connections left idle across a server restart
+// are noticed before use, so the first request after it succeeds.
+func TestServerRestartIdle(t *testing.T) {
+	for _, m := range []mode{modes[0], modes[2]} {
+		t.Run(m.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			srv := memcachetest.Start(t, m.opts)
+			c := newClient(t, srv, m, nil)
+			ctx := ctxT(t)
+			for i := 0; i < 4; i++ { // touch every connection slot
+				require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: []byte("v")}))
+			}
+			require.NoError(t, srv.Restart())
+			c.SetIdleSinceForTest(2 * time.Second)
+			for i := 0; i < 4; i++ {
+				_, err := c.Get(ctx, "k")
+				require.ErrorIs(t, err, memclient.ErrCacheMiss, "the restarted server is empty; no request may fail")
+			}
+			assert.True(t, c.ServerStatus()[0].Up)
+		})
+	}
+}

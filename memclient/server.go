@@ -52,12 +52,13 @@ func newServer(c *Client, s Server) *server {
 // conn returns a live connection, dialing one if its slot is empty.
 func (s *server) conn(ctx context.Context) (*conn, error) {
 	sl := &s.slots[int(s.next.Add(1))%len(s.slots)]
-	if c := sl.c.Load(); c != nil && !c.isClosed() {
+	now := time.Now().UnixNano()
+	if c := sl.c.Load(); c != nil && c.usable(now) {
 		return c, nil
 	}
 	for {
 		sl.mu.Lock()
-		if c := sl.c.Load(); c != nil && !c.isClosed() {
+		if c := sl.c.Load(); c != nil && c.usable(now) {
 			sl.mu.Unlock()
 			return c, nil
 		}
