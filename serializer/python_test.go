@@ -19,18 +19,33 @@ import (
 )
 
 // Interop with Debian's python3-memcache (python-memcached 1.59), which
-// `make test` installs. Always /usr/bin/python3: the python3 first on PATH
-// may be a build without the Debian modules.
+// `make test` installs, and python3-pylibmc (1.6), which shares its flag
+// meanings except that it writes ints with flag 4. Always /usr/bin/python3:
+// the python3 first on PATH may be a build without the Debian modules.
 
 const systemPython = "/usr/bin/python3"
 
-func requirePythonMemcache(t *testing.T) {
+type pyClient struct {
+	name    string // subtest name
+	module  string // python module
+	pkg     string // Debian package
+	connect string // expression for a client of sys.argv[1]
+	intFlag uint32 // flags it writes for an int
+	unknown string // type(get()) (or exception) for a value with memkit's own flags
+}
+
+var pyClients = []pyClient{
+	{"python-memcached", "memcache", "python3-memcache", "memcache.Client([sys.argv[1]])", flagInt, "ValueError"},
+	{"pylibmc", "pylibmc", "python3-pylibmc", "pylibmc.Client([sys.argv[1]])", flagLong, "bytes"},
+}
+
+func requirePython(t *testing.T, c pyClient) {
 	t.Helper()
-	out, err := exec.Command(systemPython, "-c", "import memcache").CombinedOutput()
+	out, err := exec.Command(systemPython, "-c", "import "+c.module).CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("python-memcached unavailable (%v: %s); run `make deps` (apt-get install python3-memcache)", err, out)
+	msg := fmt.Sprintf("%s unavailable (%v: %s); run `make deps` (apt-get install %s)", c.name, err, out, c.pkg)
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -104,11 +119,15 @@ func (rc *rawConn) gets(key string) ([]byte, uint32) {
 
 func TestPythonWritesGoReads(t *testing.T) {
 	leakcheck.Check(t)
-	requirePythonMemcache(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
-	out := runPython(t, srv.Addr, `
-import sys, memcache
-mc = memcache.Client([sys.argv[1]])
+	for _, pc := range pyClients {
+		t.Run(pc.name, func(t *testing.T) { testPythonWritesGoReads(t, srv.Addr, pc) })
+	}
+}
+
+func testPythonWritesGoReads(t *testing.T, addr string, pc pyClient) {
+	requirePython(t, pc)
+	out := runPython(t, addr, "import sys, "+pc.module+"\nmc = "+pc.connect+`
 ok = [
     mc.set('py_str', 'héllo wörld ✓'),
     mc.set('py_bytes', b'\x00\xffraw'),
@@ -122,7 +141,7 @@ print(all(ok))
 `)
 	require.Equal(t, []string{"True"}, out)
 
-	rc := dialRaw(t, srv.Addr)
+	rc := dialRaw(t, addr)
 	var s Serializer
 	tests := []struct {
 		key    string
@@ -132,15 +151,15 @@ print(all(ok))
 	}{
 		{"py_str", 16, new(string), "héllo wörld ✓"},
 		{"py_bytes", 0, new([]byte), []byte("\x00\xffraw")},
-		{"py_int", 2, new(int), 42},
-		{"py_neg", 2, new(int64), int64(-1234567890123)},
+		{"py_int", pc.intFlag, new(int), 42},
+		{"py_neg", pc.intFlag, new(int64), int64(-1234567890123)},
 		{"py_zstr", 16 | 8, new(string), strings.Repeat("abc", 2000)},
 		{"py_zbytes", 8, new([]byte), []byte(strings.Repeat("xyz", 2000))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
 			data, flags := rc.gets(tt.key)
-			require.Equal(t, tt.flags, flags, "python-memcached's flags")
+			require.Equal(t, tt.flags, flags, "%s's flags", pc.name)
 			require.NoError(t, s.Unmarshal(data, flags, tt.target))
 			assert.Equal(t, tt.want, deref(tt.target))
 			var a any
@@ -181,9 +200,15 @@ func deref(p any) any {
 
 func TestGoWritesPythonReads(t *testing.T) {
 	leakcheck.Check(t)
-	requirePythonMemcache(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
-	rc := dialRaw(t, srv.Addr)
+	for _, pc := range pyClients {
+		t.Run(pc.name, func(t *testing.T) { testGoWritesPythonReads(t, srv.Addr, pc) })
+	}
+}
+
+func testGoWritesPythonReads(t *testing.T, addr string, pc pyClient) {
+	requirePython(t, pc)
+	rc := dialRaw(t, addr)
 
 	var s Serializer // the zero value: python interop by default
 	long := strings.Repeat("xyz", 3000)
@@ -191,7 +216,7 @@ func TestGoWritesPythonReads(t *testing.T) {
 		key   string
 		v     any
 		flags uint32
-		repr  string // python's repr of mc.get(key)
+		repr  string // python's repr of mc.get(key); for memkit codecs the type name
 	}{
 		{"go_str", "héllo wörld ✓", 16, "'héllo wörld ✓'"},
 		{"go_bytes", []byte("\x00\xffraw"), 0, `b'\x00\xffraw'`},
@@ -200,8 +225,8 @@ func TestGoWritesPythonReads(t *testing.T) {
 		{"go_uint64", uint64(18446744073709551615), 2, "18446744073709551615"},
 		{"go_zstr", long, 16 | 8, "'" + long + "'"},
 		{"go_zbytes", []byte(long), 8, "b'" + long + "'"},
-		{"go_msgpack", map[string]any{"a": 1}, msgpackID << codecShift, "ValueError"},
-		{"go_msgpack_zlib", map[string]any{"a": long}, msgpackID<<codecShift | flagZlib, "ValueError"},
+		{"go_msgpack", map[string]any{"a": 1}, msgpackID << codecShift, pc.unknown},
+		{"go_msgpack_zlib", map[string]any{"a": long}, msgpackID<<codecShift | flagZlib, pc.unknown},
 	}
 	for _, v := range values {
 		s := s
@@ -215,11 +240,15 @@ func TestGoWritesPythonReads(t *testing.T) {
 	}
 
 	var script strings.Builder
-	script.WriteString("import sys, memcache\nmc = memcache.Client([sys.argv[1]])\n")
+	script.WriteString("import sys, " + pc.module + "\nmc = " + pc.connect + "\n")
 	for _, v := range values {
-		fmt.Fprintf(&script, "try:\n    print(repr(mc.get(%q)))\nexcept ValueError:\n    print('ValueError')\n", v.key)
+		show := "repr"
+		if strings.HasPrefix(v.key, "go_msgpack") {
+			show = "lambda v: type(v).__name__"
+		}
+		fmt.Fprintf(&script, "try:\n    print((%s)(mc.get(%q)))\nexcept Exception as e:\n    print(type(e).__name__)\n", show, v.key)
 	}
-	out := runPython(t, srv.Addr, script.String())
+	out := runPython(t, addr, script.String())
 	require.Len(t, out, len(values))
 	for i, v := range values {
 		assert.Equal(t, v.repr, out[i], v.key)
