@@ -336,7 +336,20 @@ func TestClusterFailover(t *testing.T) {
 			for _, k := range cl.keys {
 				require.Equal(t, cl.sel.pickLive(k, isDown), where[k]+1, "key %s", k)
 			}
+			got, err := cl.c.GetMulti(ctx, cl.keys)
+			require.NoError(t, err)
+			require.Len(t, got, len(cl.keys))
 			t.Logf("%d keys of the dead server served by the others", len(deadKeys))
+
+			// Once the server is back its keys go home again: to the
+			// restarted, empty server, not to the copies written during
+			// the failover (the trade Config.Failover documents).
+			require.NoError(t, cl.srvs[dead].Restart())
+			cl.waitStatus(t, dead, true)
+			for k := range deadKeys {
+				_, err := cl.c.Get(ctx, k)
+				require.ErrorIs(t, err, ErrCacheMiss, "key %s", k)
+			}
 		})
 	}
 }
