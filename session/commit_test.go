@@ -157,3 +157,38 @@ func TestSessionSafeForConcurrentUse(t *testing.T) {
 		assert.Len(t, mgr.Load(request(ck)).Keys(ctx), 11)
 	})
 }
+
+// TestMergeOnConflict interleaves two requests deterministically: both
+// load, one saves, the other loses its compare-and-swap and re-applies
+// only its own changes.
+func TestMergeOnConflict(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		st, _, _ := b.new(t, nil)
+		cs := &countingStore{Store: st}
+		mgr := &session.Manager{Store: cs, Keys: testKeys}
+		ctx := context.Background()
+		ck := newSession(t, mgr) // k=v
+
+		r1, r2 := mgr.Load(request(ck)), mgr.Load(request(ck))
+		require.True(t, r1.Has(ctx, "k"))
+		require.True(t, r2.Has(ctx, "k"))
+		require.NoError(t, r1.Set("a", 1))
+		require.NoError(t, session.Update(ctx, r1, "n", func(n int, _ bool) int { return n + 1 }))
+		require.NoError(t, r1.Flash("", "from r1"))
+		require.NoError(t, r2.Set("b", 2))
+		r2.Delete("k")
+		require.NoError(t, session.Update(ctx, r2, "n", func(n int, _ bool) int { return n + 10 }))
+		require.NoError(t, r2.Flash("", "from r2"))
+
+		require.NoError(t, mgr.Commit(ctx, http.Header{}, r1))
+		saves := cs.saves.Load()
+		require.NoError(t, mgr.Commit(ctx, http.Header{}, r2))
+		assert.Equal(t, saves+2, cs.saves.Load(), "r2 lost one compare-and-swap, then won")
+
+		got := mgr.Load(request(ck))
+		assert.Equal(t, []string{"a", "b", "n"}, got.Keys(ctx), "r1's a, r2's b and r2's delete of k all hold")
+		n, _ := session.Get[int](ctx, got, "n")
+		assert.Equal(t, 11, n, "both updates count")
+		assert.Equal(t, []any{"from r1", "from r2"}, got.Flashes(ctx, ""))
+	})
+}

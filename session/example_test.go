@@ -87,3 +87,26 @@ func ExampleGet() {
 	// 8
 	// false
 }
+
+// Update re-applies its function if a concurrent request changed the
+// session first, so two tabs adding to one cart both count.
+func ExampleUpdate() {
+	mgr := &session.Manager{}
+	defer mgr.Close()
+	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, s := r.Context(), session.FromContext(r.Context())
+		_ = session.Update(ctx, s, "cart", func(cart []string, _ bool) []string {
+			return append(cart, r.FormValue("item"))
+		})
+		cart, _ := session.Get[[]string](ctx, s, "cart")
+		fmt.Println(cart)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?item=book", nil))
+	req := httptest.NewRequest("GET", "/?item=pen", nil)
+	req.AddCookie(rec.Result().Cookies()[0])
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	// Output:
+	// [book]
+	// [book pen]
+}

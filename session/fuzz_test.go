@@ -78,26 +78,27 @@ func FuzzChangesApply(f *testing.F) {
 			base.Values[string(k)] = msgpack.RawMessage{0x00}
 		}
 		var c changes
-		c.sets = map[string]msgpack.RawMessage{}
-		c.dels = map[string]struct{}{}
+		sets := map[string]bool{}
+		dels := map[string]bool{}
 		for _, k := range delKeys {
-			c.dels[string(k)] = struct{}{}
+			*c.op(string(k)) = keyOp{del: true}
+			dels[string(k)] = true
 		}
 		for _, k := range setKeys {
-			c.sets[string(k)] = msgpack.RawMessage{0x01}
-			delete(c.dels, string(k))
+			*c.op(string(k)) = keyOp{set: msgpack.RawMessage{0x01}}
+			sets[string(k)] = true
+			delete(dels, string(k))
 		}
 		out := c.apply(base)
 		require.Equal(t, int64(5), out.Created)
-		for k := range c.sets {
+		for k := range sets {
 			require.Equal(t, msgpack.RawMessage{0x01}, out.Values[k])
 		}
-		for k := range c.dels {
+		for k := range dels {
 			require.NotContains(t, out.Values, k)
 		}
 		for k := range base.Values {
-			_, set := c.sets[k]
-			_, del := c.dels[k]
+			set, del := sets[k], dels[k]
 			if !set && !del {
 				require.Equal(t, msgpack.RawMessage{0x00}, out.Values[k])
 			}

@@ -21,16 +21,55 @@ type record struct {
 // record so that they can be re-applied to a newer record after a lost
 // compare-and-swap.
 type changes struct {
-	cleared  bool  // start from an empty record (Clear, or a reset)
-	created  int64 // with cleared: the new creation time, if non-zero
-	sets     map[string]msgpack.RawMessage
-	dels     map[string]struct{}
+	cleared  bool                            // start from an empty record (Clear, or a reset)
+	created  int64                           // with cleared: the new creation time, if non-zero
+	keys     map[string]*keyOp               // per-key edits
 	flashAdd map[string][]msgpack.RawMessage // by category
 	flashPop map[string][]msgpack.RawMessage // flashes this request consumed
 }
 
+// keyOp is this request's edit of one key: a set or a delete, then updates
+// re-applied to whatever value the key has at save time.
+type keyOp struct {
+	del bool               // start from no value
+	set msgpack.RawMessage // start from this value, when non-nil
+	fns []updateFunc       // then apply these, in order
+}
+
+// updateFunc computes a key's new encoded value from its current one.
+type updateFunc func(old msgpack.RawMessage, found bool) (msgpack.RawMessage, error)
+
+// value returns the key's value after the edit, given its value in the
+// base record.
+func (op *keyOp) value(v msgpack.RawMessage, found bool) (msgpack.RawMessage, bool) {
+	if op.del {
+		v, found = nil, false
+	}
+	if op.set != nil {
+		v, found = op.set, true
+	}
+	for _, fn := range op.fns {
+		if nv, err := fn(v, found); err == nil {
+			v, found = nv, true
+		}
+	}
+	return v, found
+}
+
+func (c *changes) op(key string) *keyOp {
+	if c.keys == nil {
+		c.keys = make(map[string]*keyOp)
+	}
+	op := c.keys[key]
+	if op == nil {
+		op = &keyOp{}
+		c.keys[key] = op
+	}
+	return op
+}
+
 func (c *changes) empty() bool {
-	return !c.cleared && len(c.sets) == 0 && len(c.dels) == 0 && len(c.flashAdd) == 0 && len(c.flashPop) == 0
+	return !c.cleared && len(c.keys) == 0 && len(c.flashAdd) == 0 && len(c.flashPop) == 0
 }
 
 // apply returns base with c applied; base is not modified.
@@ -53,11 +92,13 @@ func (c *changes) apply(base *record) *record {
 	if c.cleared && c.created != 0 {
 		out.Created = c.created
 	}
-	for k := range c.dels {
-		delete(out.Values, k)
-	}
-	for k, v := range c.sets {
-		out.Values[k] = v
+	for k, op := range c.keys {
+		old, found := out.Values[k]
+		if v, ok := op.value(old, found); ok {
+			out.Values[k] = v
+		} else {
+			delete(out.Values, k)
+		}
 	}
 	for cat, popped := range c.flashPop {
 		list := out.Flashes[cat]

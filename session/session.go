@@ -134,17 +134,17 @@ func (s *Session) CreatedAt(ctx context.Context) time.Time {
 // raw returns key's encoded value as this request sees it; s.mu is held
 // and the record loaded.
 func (s *Session) raw(key string) (msgpack.RawMessage, bool) {
-	if _, ok := s.ch.dels[key]; ok {
-		return nil, false
+	var (
+		v     msgpack.RawMessage
+		found bool
+	)
+	if !s.ch.cleared && s.base != nil {
+		v, found = s.base.Values[key]
 	}
-	if v, ok := s.ch.sets[key]; ok {
-		return v, true
+	if op := s.ch.keys[key]; op != nil {
+		return op.value(v, found)
 	}
-	if s.ch.cleared || s.base == nil {
-		return nil, false
-	}
-	v, ok := s.base.Values[key]
-	return v, ok
+	return v, found
 }
 
 // Get returns key's value decoded as msgpack decodes into an interface:
@@ -208,13 +208,13 @@ func (s *Session) Keys(ctx context.Context) []string {
 	keys := make([]string, 0)
 	if !s.ch.cleared && s.base != nil {
 		for k := range s.base.Values {
-			if _, del := s.ch.dels[k]; !del {
+			if _, edited := s.ch.keys[k]; !edited {
 				keys = append(keys, k)
 			}
 		}
 	}
-	for k := range s.ch.sets {
-		if s.ch.cleared || s.base == nil || s.base.Values[k] == nil {
+	for k := range s.ch.keys {
+		if _, ok := s.raw(k); ok {
 			keys = append(keys, k)
 		}
 	}
@@ -232,11 +232,7 @@ func (s *Session) Set(key string, v any) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch.sets == nil {
-		s.ch.sets = make(map[string]msgpack.RawMessage)
-	}
-	s.ch.sets[key] = raw
-	delete(s.ch.dels, key)
+	*s.ch.op(key) = keyOp{set: raw}
 	return nil
 }
 
@@ -244,11 +240,36 @@ func (s *Session) Set(key string, v any) error {
 func (s *Session) Delete(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ch.dels == nil {
-		s.ch.dels = make(map[string]struct{})
+	*s.ch.op(key) = keyOp{del: true}
+}
+
+// Update sets key to fn(old, found), where old is key's current value
+// decoded into a T (the zero T and found=false if it has none or it does
+// not decode). If a concurrent request changed the session before this
+// one saves, fn is applied again to the newer value, so concurrent updates
+// of one key all count: increments of a counter, items appended to a
+// list. fn may therefore run several times and must have no side effects.
+// Update loads the session; it returns an error if fn's result cannot be
+// encoded, leaving the session unchanged.
+func Update[T any](ctx context.Context, s *Session, key string, fn func(old T, found bool) T) error {
+	apply := func(old msgpack.RawMessage, found bool) (msgpack.RawMessage, error) {
+		var v T
+		if found && decodeValue(old, &v) != nil {
+			var zero T
+			v, found = zero, false
+		}
+		return encodeValue(fn(v, found))
 	}
-	s.ch.dels[key] = struct{}{}
-	delete(s.ch.sets, key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mgr.ensureLoaded(ctx, s)
+	cur, found := s.raw(key)
+	if _, err := apply(cur, found); err != nil {
+		return err
+	}
+	op := s.ch.op(key)
+	op.fns = append(op.fns, apply)
+	return nil
 }
 
 // Clear removes every value and flash. The save replaces the record
