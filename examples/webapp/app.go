@@ -114,7 +114,9 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		a.productByID = objcache.Memoize1(a.cache, "product", ttl, a.db.ProductByID)
 		a.productPage = objcache.Memoize1(a.cache, "catalogue.page", ttl, a.db.ProductPage)
 		a.productCount = objcache.Memoize0(a.cache, "catalogue.count", ttl, a.db.ProductCount)
-		pageCache = cachePage(a.cache.Namespace("pages"), ttl)
+		// The catalogue is public (it never touches the session), so
+		// whole responses can be cached and shared by every visitor.
+		pageCache = middleware.Cache(a.cache, middleware.CacheOptions{TTL: ttl, StatusHeader: "X-Cache"})
 		addrs := make([]string, len(cfg.Memcached.Servers))
 		for i, s := range cfg.Memcached.Servers {
 			addrs[i] = fmt.Sprintf("%s (weight %d)", s.Addr, max(s.Weight, 1))
@@ -357,9 +359,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
-}
-
-// cachePage caches whole responses of the public catalogue page in c.
-func cachePage(c *objcache.Cache, ttl time.Duration) func(http.Handler) http.Handler {
-	return func(h http.Handler) http.Handler { return h } // TODO: middleware.Cache
 }

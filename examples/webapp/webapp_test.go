@@ -263,12 +263,26 @@ func walkShop(t *testing.T, s *shop) {
 	resp, _ = s.do(s.c, "GET", "/api/products/100000", nil)
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 
-	// The catalogue page.
+	// The catalogue page: cached whole by middleware.Cache on memcached.
+	q0 = s.app.db.Queries()
 	resp, body = s.do(s.c, "GET", "/", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, `href="/products/1"`)
 	assert.Contains(t, body, fmt.Sprintf("%d products", seedProducts))
 	assert.Empty(t, resp.Header.Values("Set-Cookie"), "the public page never touches the session")
+	assert.Equal(t, int64(2), s.app.db.Queries()-q0, "count and page 1 queried once")
+	if s.app.cache != nil {
+		assert.Equal(t, "MISS", resp.Header.Get("X-Cache"))
+	}
+	resp, body2 := s.do(s.c, "GET", "/", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	if s.app.cache != nil {
+		assert.Equal(t, "HIT", resp.Header.Get("X-Cache"), "the page comes from memcached")
+		assert.Equal(t, body, body2, "the very same page, render time included")
+	} else {
+		assert.Empty(t, resp.Header.Get("X-Cache"), "no page cache in the in-memory mode")
+	}
+	assert.Equal(t, int64(2), s.app.db.Queries()-q0, "no query for the cached page")
 	resp, _ = s.do(s.c, "GET", "/?page=2", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	resp, _ = s.do(s.c, "GET", "/?page=999", nil)
