@@ -13,7 +13,7 @@ import (
 const (
 	DefaultTimeout           = time.Second
 	DefaultDialTimeout       = time.Second
-	DefaultMaxConnsPerServer = 2
+	DefaultMaxConnsPerServer = 4
 	DefaultMaxItemSize       = 1 << 20
 	DefaultRetryInterval     = time.Second
 	DefaultMaxRetryInterval  = 30 * time.Second
@@ -84,8 +84,10 @@ type Config struct {
 	// DialTimeout bounds connecting (and the TLS handshake and auth).
 	// 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
-	// MaxConnsPerServer is how many connections one server gets; concurrent
-	// requests are pipelined over them. 0 means DefaultMaxConnsPerServer.
+	// MaxConnsPerServer bounds the connections to one server. Concurrent
+	// requests are pipelined over the first one; another is opened only
+	// while those before it carry more than about 64 KB of requests (large
+	// values, very deep pipelines). 0 means DefaultMaxConnsPerServer.
 	MaxConnsPerServer int
 	// MaxItemSize is the largest value accepted; larger ones fail with
 	// ErrValueTooLarge before anything is written. 0 means

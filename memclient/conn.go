@@ -40,6 +40,8 @@ type conn struct {
 
 	lastRead atomic.Int64 // unix nanos of the last reply read
 	lastSend atomic.Int64 // unix nanos of the last write
+	weight   atomic.Int64 // sum of the weights of requests in flight
+	dead     atomic.Bool  // closed, readable without the lock
 }
 
 // idleCheckAfter is how long a connection may sit unused before it is
@@ -51,7 +53,7 @@ const idleCheckAfter = time.Second
 // by the server would otherwise surface only as the failure of the next
 // request.
 func (c *conn) usable(now int64) bool {
-	if c.isClosed() {
+	if c.dead.Load() {
 		return false
 	}
 	if now-c.lastSend.Load() < int64(idleCheckAfter) {
@@ -196,10 +198,14 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 	}
 	now := time.Now().UnixNano()
 	c.lastSend.Store(now)
+	var w int64
 	for _, r := range reqs {
 		r.sentAt = now
+		r.weight = r.cost()
+		w += r.weight
 		c.inflight = append(c.inflight, r)
 	}
+	c.weight.Add(w)
 	c.mu.Unlock()
 
 	wd := time.Now().Add(c.srv.cfg.timeout())
@@ -351,6 +357,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			return nil
 		}
 		c.lastRead.Store(time.Now().UnixNano())
+		c.weight.Add(-h.weight)
 		c.srv.noteSuccess()
 		h.complete()
 	}
@@ -365,6 +372,7 @@ func (c *conn) fail(err error) {
 		return
 	}
 	c.closed = true
+	c.dead.Store(true)
 	cause := err
 	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
 		// Report it as the network error it is, with the peer's address.

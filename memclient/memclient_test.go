@@ -562,3 +562,50 @@ func TestNewErrors(t *testing.T) {
 	require.NoError(t, err)
 	c2.Close()
 }
+
+// TestConnectionSpill: small requests share one pipelined connection; a
+// burst of large values spills onto more, up to MaxConnsPerServer.
+func TestConnectionSpill(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := ctxT(t)
+	conns := func() int {
+		probe := newClient(t, srv, modes[0], nil)
+		st, err := probe.Stats(ctx)
+		require.NoError(t, err)
+		n, err := strconv.Atoi(st[srv.Addr]["curr_connections"])
+		require.NoError(t, err)
+		require.NoError(t, probe.Close())
+		return n
+	}
+	base := conns()
+
+	c := newClient(t, srv, modes[0], func(cfg *memclient.Config) { cfg.MaxConnsPerServer = 3 })
+	var wg sync.WaitGroup
+	for g := 0; g < 32; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 20; i++ {
+				_, _ = c.Get(ctx, "small")
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, base+1, conns(), "small concurrent requests use one connection")
+
+	big := make([]byte, 512<<10)
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 4; i++ {
+				assert.NoError(t, c.Set(ctx, &memclient.Item{Key: fmt.Sprint("big", g), Value: big}))
+			}
+		}()
+	}
+	wg.Wait()
+	n := conns()
+	assert.Greater(t, n, base+1, "large values spill onto more connections")
+	assert.LessOrEqual(t, n, base+3, "never more than MaxConnsPerServer")
+}

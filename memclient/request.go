@@ -64,9 +64,19 @@ type request struct {
 	err      error
 
 	sentAt int64 // unix nanos when written
+	weight int64 // cost() when written, for connection load
 	state  atomic.Uint32
 	done   chan struct{} // capacity 1; signalled once per use
 	timer  *time.Timer
+}
+
+// cost estimates the bytes a request and its reply keep in flight.
+func (r *request) cost() int64 {
+	n := int64(64)
+	if r.item != nil {
+		n += int64(len(r.item.Value))
+	}
+	return n + 64*int64(len(r.keys))
 }
 
 var requestPool = sync.Pool{New: func() any {

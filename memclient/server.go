@@ -49,13 +49,40 @@ func newServer(c *Client, s Server) *server {
 	}
 }
 
-// conn returns a live connection, dialing one if its slot is empty.
+// spillWeight is the load (bytes of requests in flight, roughly) above
+// which a connection is passed over for the next slot. Below it one
+// connection carries every request: the deepest pipeline, the biggest
+// batches, the fewest syscalls and server threads. Above it (large values,
+// very many waiters) more connections keep a big transfer from delaying
+// everything queued behind it.
+const spillWeight = 64 << 10
+
+// conn returns the first live connection whose load is under spillWeight,
+// dialing the next slot when every open one is loaded, or the least loaded
+// one when all slots are open and loaded.
 func (s *server) conn(ctx context.Context) (*conn, error) {
-	sl := &s.slots[int(s.next.Add(1))%len(s.slots)]
 	now := time.Now().UnixNano()
-	if c := sl.c.Load(); c != nil && c.usable(now) {
-		return c, nil
+	var best *conn
+	for i := range s.slots {
+		sl := &s.slots[i]
+		c := sl.c.Load()
+		if c == nil || !c.usable(now) {
+			return s.dialSlot(ctx, sl, now)
+		}
+		w := c.weight.Load()
+		if w < spillWeight {
+			return c, nil
+		}
+		if best == nil || w < best.weight.Load() {
+			best = c
+		}
 	}
+	return best, nil
+}
+
+// dialSlot returns the slot's connection, dialing it if it is empty; one
+// caller dials while others wait for it (or for their ctx).
+func (s *server) dialSlot(ctx context.Context, sl *slot, now int64) (*conn, error) {
 	for {
 		sl.mu.Lock()
 		if c := sl.c.Load(); c != nil && c.usable(now) {
