@@ -324,3 +324,41 @@ func BenchmarkSessionUntouched(b *testing.B) {
 		h.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+// TestStoreHangs: a memcached that stops answering (SIGSTOP) costs at
+// most the client's timeout, then the error hook answers 503.
+func TestStoreHangs(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	c, err := memclient.NewFromConfig(memclient.Config{Servers: []memclient.Server{{Addr: srv.Addr}}, Timeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	defer c.Close()
+	mgr := &session.Manager{Store: session.NewMemcacheStore(c), Keys: sessKeys}
+	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		n, _ := session.Get[int](r.Context(), s, "n")
+		_ = s.Set("n", n+1)
+		fmt.Fprint(w, n+1)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	require.Equal(t, "1", rec.Body.String())
+	ck := rec.Result().Cookies()[0]
+
+	srv.Freeze()
+	defer srv.Resume()
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		req.AddCookie(ck)
+		h.ServeHTTP(rec, req)
+		done <- rec
+	}()
+	select {
+	case rec = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request hung on a frozen memcached")
+	}
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+}
