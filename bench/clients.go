@@ -77,21 +77,30 @@ func sizeName(size int) string {
 // servers in three and the single server in one.
 func clientCases(three, one []string) []benchCase {
 	var cases []benchCase
+	addSize := func(kind clientKind, goroutines, size int, servers []string, cancelCtx bool) {
+		name := fmt.Sprintf("%s/%dg/%s/%dsrv", kind, goroutines, sizeName(size), len(servers))
+		if cancelCtx {
+			name += "/cancelctx"
+		}
+		cases = append(cases, benchCase{
+			name:       name,
+			goroutines: goroutines,
+			impls: []impl{
+				{name: "memkit", setup: memkitClientSetup(kind, goroutines, size, servers, cancelCtx)},
+				{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, servers)},
+			},
+		})
+	}
 	add := func(kind clientKind, goroutines int, servers []string) {
 		for _, size := range []int{100, 10 * 1024} {
-			name := fmt.Sprintf("%s/%dg/%s/%dsrv", kind, goroutines, sizeName(size), len(servers))
-			cases = append(cases, benchCase{
-				name:       name,
-				goroutines: goroutines,
-				impls: []impl{
-					{name: "memkit", setup: memkitClientSetup(kind, goroutines, size, servers)},
-					{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, servers)},
-				},
-			})
+			addSize(kind, goroutines, size, servers, false)
 		}
 	}
 	add(opGet, 1, three)
 	add(opGet, 64, three)
+	// The same with a cancellable context per goroutine, as an HTTP
+	// handler's request context is, instead of context.Background.
+	addSize(opGet, 64, 100, three, true)
 	add(opGet, 64, one)
 	add(opSet, 64, three)
 	add(opGetMulti, 1, three)
@@ -100,8 +109,11 @@ func clientCases(three, one []string) []benchCase {
 }
 
 // memkitClientSetup returns the setup of a memclient benchmark: a client
-// on servers with the default configuration, its keys stored.
-func memkitClientSetup(kind clientKind, goroutines, size int, servers []string) setupFunc {
+// on servers with the default configuration, its keys stored. Its calls
+// get context.Background(), or with cancelCtx a cancellable context per
+// worker (gomemcache takes no context). Cancelling a run is the harness's
+// business: it checks its own context between operations.
+func memkitClientSetup(kind clientKind, goroutines, size int, servers []string, cancelCtx bool) setupFunc {
 	return func(ctx context.Context) (op, func(), error) {
 		cfg := memclient.Config{}
 		for _, a := range servers {
@@ -119,11 +131,26 @@ func memkitClientSetup(kind clientKind, goroutines, size int, servers []string) 
 				return nil, nil, fmt.Errorf("storing %s: %w", k, err)
 			}
 		}
-		closeFn := func() { c.Close() }
+		ctxs := make([]context.Context, goroutines)
+		cancels := make([]context.CancelFunc, goroutines)
+		for w := range ctxs {
+			ctxs[w] = context.Background()
+			if cancelCtx {
+				ctxs[w], cancels[w] = context.WithCancel(ctxs[w])
+			}
+		}
+		closeFn := func() {
+			for _, cancel := range cancels {
+				if cancel != nil {
+					cancel()
+				}
+			}
+			c.Close()
+		}
 		switch kind {
 		case opGet:
-			return func(ctx context.Context, w, i int) error {
-				it, err := c.Get(ctx, keyFor(keys, w, i))
+			return func(_ context.Context, w, i int) error {
+				it, err := c.Get(ctxs[w], keyFor(keys, w, i))
 				if err != nil {
 					return err
 				}
@@ -137,15 +164,15 @@ func memkitClientSetup(kind clientKind, goroutines, size int, servers []string) 
 			for w := range items {
 				items[w].Value = val
 			}
-			return func(ctx context.Context, w, i int) error {
+			return func(_ context.Context, w, i int) error {
 				it := &items[w]
 				it.Key = keyFor(keys, w, i)
-				return c.Set(ctx, it)
+				return c.Set(ctxs[w], it)
 			}, closeFn, nil
 		default:
 			sets := windows(keys)
-			return func(ctx context.Context, w, i int) error {
-				m, err := c.GetMulti(ctx, multiSet(sets, w, i))
+			return func(_ context.Context, w, i int) error {
+				m, err := c.GetMulti(ctxs[w], multiSet(sets, w, i))
 				if err != nil {
 					return err
 				}

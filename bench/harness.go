@@ -82,7 +82,9 @@ type sample struct {
 	elapsed  time.Duration
 	p50, p99 time.Duration
 	mallocs  uint64
-	syscalls int64 // read and write system calls of the process; -1 if unknown
+	// reads and writes are the read and write system calls of the whole
+	// process during the run; -1 if unknown.
+	reads, writes int64
 }
 
 func (s sample) opsPerSec() float64 {
@@ -92,11 +94,11 @@ func (s sample) opsPerSec() float64 {
 	return float64(s.ops) / s.elapsed.Seconds()
 }
 
-func (s sample) syscallsPerOp() float64 {
-	if s.ops == 0 || s.syscalls < 0 {
+func (s sample) perOp(n int64) float64 {
+	if s.ops == 0 || n < 0 {
 		return -1
 	}
-	return float64(s.syscalls) / float64(s.ops)
+	return float64(n) / float64(s.ops)
 }
 
 func (s sample) allocsPerOp() float64 {
@@ -143,18 +145,18 @@ func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn 
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	sys0, sysOK := syscalls()
+	r0, w0, sysOK := syscalls()
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
-	sys1, _ := syscalls()
+	r1, w1, _ := syscalls()
 	runtime.ReadMemStats(&after)
 
 	var total histogram
-	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, syscalls: -1}
+	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, reads: -1, writes: -1}
 	if sysOK {
-		s.syscalls = int64(sys1 - sys0)
+		s.reads, s.writes = int64(r1-r0), int64(w1-w0)
 	}
 	for w := range hists {
 		total.merge(&hists[w])
@@ -173,10 +175,12 @@ type result struct {
 	opsPerSec   float64
 	p50, p99    time.Duration
 	allocsPerOp float64
-	sysPerOp    float64 // read and write system calls per operation; -1 if unknown
-	callsPerOp  float64 // memcached commands per operation; -1 when not counted
-	ops, errs   int     // summed over rounds
-	firstErr    error
+	// readsPerOp and writesPerOp are the read and write system calls per
+	// operation; -1 if unknown.
+	readsPerOp, writesPerOp float64
+	callsPerOp              float64 // memcached commands per operation; -1 when not counted
+	ops, errs               int     // summed over rounds
+	firstErr                error
 }
 
 // summarize takes the median of each measure independently (and of the
@@ -191,10 +195,11 @@ func summarize(samples []sample, calls []float64) result {
 	p50 := make([]float64, len(samples))
 	p99 := make([]float64, len(samples))
 	allocs := make([]float64, len(samples))
-	sys := make([]float64, len(samples))
+	reads := make([]float64, len(samples))
+	writes := make([]float64, len(samples))
 	for i, s := range samples {
 		tput[i], p50[i], p99[i], allocs[i] = s.opsPerSec(), float64(s.p50), float64(s.p99), s.allocsPerOp()
-		sys[i] = s.syscallsPerOp()
+		reads[i], writes[i] = s.perOp(s.reads), s.perOp(s.writes)
 		r.ops += s.ops
 		r.errs += s.errs
 		if r.firstErr == nil {
@@ -205,10 +210,7 @@ func summarize(samples []sample, calls []float64) result {
 	r.p50 = time.Duration(medianOf(p50))
 	r.p99 = time.Duration(medianOf(p99))
 	r.allocsPerOp = medianOf(allocs)
-	r.sysPerOp = medianOf(sys)
-	if r.sysPerOp < 0 {
-		r.sysPerOp = -1
-	}
+	r.readsPerOp, r.writesPerOp = max(-1, medianOf(reads)), max(-1, medianOf(writes))
 	r.callsPerOp = -1
 	if len(calls) > 0 {
 		r.callsPerOp = medianOf(calls)

@@ -193,7 +193,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 }
 
 // runCase sets up every implementation of bc, warms each up, then runs
-// them in turn, A B A B, cfg.rounds times, and returns their medians.
+// them in turn, cfg.rounds times, and returns their medians.
 func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error) {
 	type live struct {
 		impl
@@ -231,7 +231,10 @@ func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error)
 		})
 	}
 	for round := 0; round < cfg.rounds && ctx.Err() == nil; round++ {
-		for _, l := range lives {
+		// Each round starts one implementation later (A B, B A, A B ...
+		// for two), so that none always runs right after the same one.
+		for k := range lives {
+			l := lives[(round+k)%len(lives)]
 			var before uint64
 			if bc.calls != nil {
 				var err error

@@ -9,10 +9,10 @@ import (
 
 // syscalls returns how many read and write system calls this process has
 // made, from /proc/self/io (Linux). ok is false where that is unavailable.
-func syscalls() (n uint64, ok bool) {
+func syscalls() (reads, writes uint64, ok bool) {
 	b, err := os.ReadFile("/proc/self/io")
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	found := 0
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -22,11 +22,15 @@ func syscalls() (n uint64, ok bool) {
 		case "syscr", "syscw":
 			v, err := strconv.ParseUint(string(bytes.TrimSpace(val)), 10, 64)
 			if err != nil {
-				return 0, false
+				return 0, 0, false
 			}
-			n += v
+			if string(name) == "syscr" {
+				reads = v
+			} else {
+				writes = v
+			}
 			found++
 		}
 	}
-	return n, found == 2
+	return reads, writes, found == 2
 }

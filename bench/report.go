@@ -90,7 +90,7 @@ func printReport(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "machine: %s\n\n", rep.machine)
 	if len(rep.cases) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\tsyscalls/op\tmc calls/op\terrors\tmemkit/peer\t")
+		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\treads/writes per op\tmc calls/op\terrors\tmemkit/peer\t")
 		for _, cr := range rep.cases {
 			mk := cr.find("memkit")
 			for i, name := range cr.impls {
@@ -104,8 +104,8 @@ func printReport(w io.Writer, rep *report) {
 					calls = fmt.Sprintf("%.2f", r.callsPerOp)
 				}
 				sys := ""
-				if r.sysPerOp >= 0 {
-					sys = fmt.Sprintf("%.2f", r.sysPerOp)
+				if r.readsPerOp >= 0 && r.writesPerOp >= 0 {
+					sys = fmt.Sprintf("%.2f/%.2f", r.readsPerOp, r.writesPerOp)
 				}
 				label := cr.name
 				if i > 0 {
