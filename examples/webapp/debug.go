@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -16,6 +18,11 @@ type cacheCounters struct {
 	LoadErrors uint64            `json:"load_errors"`
 	HitRatio   string            `json:"hit_ratio"`
 	Extra      map[string]uint64 `json:"extra,omitempty"` // objcache's other counters
+}
+
+// ExtraNames returns the names of the Extra counters, sorted.
+func (c cacheCounters) ExtraNames() []string {
+	return slices.Sorted(maps.Keys(c.Extra))
 }
 
 // serverInfo is one memcached server's "stats" and the client's view of it.
@@ -93,11 +100,24 @@ func (a *app) debugInfo(ctx context.Context) debugInfo {
 			si.Items, si.GetHits, si.GetMisses = n("curr_items"), n("get_hits"), n("get_misses")
 			si.Evictions, si.Connections = n("evictions"), n("curr_connections")
 			si.HitRatio = ratio(si.GetHits, si.GetMisses)
-			si.Memory = fmt.Sprintf("%.1f / %.0f MiB", float64(n("bytes"))/(1<<20), float64(n("limit_maxbytes"))/(1<<20))
+			si.Memory = size(n("bytes")) + " / " + size(n("limit_maxbytes"))
 		}
 		info.Servers = append(info.Servers, si)
 	}
 	return info
+}
+
+// size formats a byte count for people.
+func size(b uint64) string {
+	switch {
+	case b >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	case b >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+	case b >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(b)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", b)
 }
 
 func ratio(hits, misses uint64) string {

@@ -175,6 +175,14 @@ func TestShop(t *testing.T) {
 		assert.Contains(t, body, srv.Addr)
 	}
 	assert.Contains(t, body, "DB queries")
+	assert.Contains(t, body, "coalesced ")
+	assert.Contains(t, body, " MiB</td>", "memory of each server")
+}
+
+func TestSize(t *testing.T) {
+	for in, want := range map[uint64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 64 << 20: "64.0 MiB", 3 << 30: "3.0 GiB"} {
+		assert.Equal(t, want, size(in), "%d", in)
+	}
 }
 
 // TestShopInMemory walks the same shop with no memcached: the in-memory
