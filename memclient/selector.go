@@ -60,7 +60,11 @@ const (
 // ketama is libmemcached's weighted continuum: a ring of 32-bit points, each
 // owned by a server, sorted by value. A key belongs to the owner of the
 // first point >= MD5(key)'s first four bytes (little-endian), wrapping to the
-// first point.
+// first point. It is immutable and safe for concurrent use.
+//
+// twemproxy builds the same ring (its server names drop the port on 11211
+// too) unless its configuration gives servers explicit names, which then
+// replace "host:port" in the point names; those are not supported here.
 type ketama struct {
 	values  []uint32 // sorted point values
 	owners  []int32  // owners[i] is the server index of values[i]
@@ -220,6 +224,7 @@ const modulaRetries = 10 // Client._SERVER_RETRIES
 // modula is python-memcached's bucket list: each server appears weight times
 // in order, and a key goes to buckets[cmemcache_hash(key) % len(buckets)].
 // The list is kept as cumulative weights, so a huge weight costs no memory.
+// It is immutable and safe for concurrent use.
 type modula struct {
 	cum   []uint64 // cum[i] is the total weight of servers 0..i
 	total uint64
