@@ -192,3 +192,28 @@ func TestMergeOnConflict(t *testing.T) {
 		assert.Equal(t, []any{"from r1", "from r2"}, got.Flashes(ctx, ""))
 	})
 }
+
+// TestResetKeepsOwnChanges: when a stored value no longer decodes, the
+// session starts fresh but keeps what this request already set.
+func TestResetKeepsOwnChanges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		st, _, _ := b.new(t, nil)
+		var hookErrs []error
+		mgr := &session.Manager{Store: st, Keys: testKeys, ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
+			hookErrs = append(hookErrs, err)
+		}}
+		ctx := context.Background()
+		ck := newSession(t, mgr) // k="v"
+
+		s := mgr.Load(request(ck))
+		require.NoError(t, s.Set("mine", 1))
+		_, ok := session.Get[int](ctx, s, "k") // "v" is no int
+		assert.False(t, ok)
+		assert.ErrorIs(t, s.Err(), session.ErrUndecodable)
+		assert.Equal(t, []string{"mine"}, s.Keys(ctx))
+		err := mgr.Commit(ctx, http.Header{}, s)
+		assert.ErrorIs(t, err, session.ErrUndecodable)
+		assert.False(t, session.Fatal(err))
+		assert.Equal(t, []string{"mine"}, mgr.Load(request(ck)).Keys(ctx), "the fresh session was saved")
+	})
+}

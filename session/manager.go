@@ -86,8 +86,10 @@ type Manager struct {
 	// or 64 bytes) and a block key (16, 24 or 32 bytes to encrypt the
 	// cookie, or nil to only sign it), then older pairs still accepted
 	// when decoding (key rotation); see securecookie.CodecsFromPairs. Empty
-	// means a random key made on first use, so cookies do not survive a
-	// restart or reach another process: set Keys in production.
+	// means random keys made on first use, so cookies do not survive a
+	// restart or reach another process: set Keys in production. An empty
+	// hash key or a block key of another length is a programmer error: the
+	// Manager panics on first use.
 	Keys [][]byte
 	// KeyPrefix prefixes every store key. "" means DefaultKeyPrefix.
 	KeyPrefix string
@@ -105,6 +107,7 @@ type Manager struct {
 
 	initOnce sync.Once
 	codecs   []securecookie.Codec
+	ser      *serializer.Serializer
 	store    Store
 	ownStore *MemoryStore
 }
@@ -175,6 +178,10 @@ func (m *Manager) init() {
 			sc.SetSerializer(securecookie.NopEncoder{})
 			sc.MaxAge(maxAge)
 		}
+		m.ser = m.Serializer
+		if m.ser == nil {
+			m.ser = &serializer.Serializer{}
+		}
 		m.store = m.Store
 		if m.store == nil {
 			m.ownStore = &MemoryStore{now: m.now}
@@ -220,13 +227,6 @@ func (m *Manager) key(id string) string {
 		p = DefaultKeyPrefix
 	}
 	return HashKey(p, id)
-}
-
-func (m *Manager) serializer() *serializer.Serializer {
-	if m.Serializer != nil {
-		return m.Serializer
-	}
-	return &serializer.Serializer{}
 }
 
 func (m *Manager) maxRetries() int {
@@ -347,9 +347,7 @@ func (m *Manager) Commit(ctx context.Context, h http.Header, s *Session) error {
 // save writes s's changes with a compare-and-swap, re-reading and
 // re-applying them after each lost race; s.mu is held.
 func (m *Manager) save(ctx context.Context, s *Session) error {
-	if err := m.ensureLoaded(ctx, s); err != nil {
-		return err
-	}
+	m.ensureLoaded(ctx, s)
 	if s.failed {
 		return nil // the load error is already recorded
 	}
@@ -383,7 +381,7 @@ func (m *Manager) save(ctx context.Context, s *Session) error {
 				base, version = initial, 0
 			} else {
 				version = e.Version
-				rec, err := decodeRecord(m.serializer(), e.Data, e.Flags)
+				rec, err := decodeRecord(m.ser, e.Data, e.Flags)
 				if err != nil {
 					s.err(err)
 					rec = nil // overwrite with a fresh record
@@ -405,7 +403,7 @@ func (m *Manager) save(ctx context.Context, s *Session) error {
 		if m.IdleTimeout > 0 && m.IdleTimeout < ttl {
 			ttl = m.IdleTimeout
 		}
-		data, flags, err := encodeRecord(m.serializer(), rec)
+		data, flags, err := encodeRecord(m.ser, rec)
 		if err != nil {
 			return fmt.Errorf("session: encoding record: %w", err)
 		}
@@ -441,37 +439,36 @@ func (m *Manager) expired(rec *record) bool {
 
 // ensureLoaded loads s's record once; s.mu is held. Store failures mark
 // the session failed (it will not be saved) and are recorded.
-func (m *Manager) ensureLoaded(ctx context.Context, s *Session) error {
+func (m *Manager) ensureLoaded(ctx context.Context, s *Session) {
 	s.resolveLocked()
 	if s.loaded {
-		return nil
+		return
 	}
 	s.loaded = true
 	e, found, err := m.store.Load(ctx, m.key(s.id), m.IdleTimeout)
 	if err != nil {
 		s.failed = true
 		s.err(err)
-		return nil
+		return
 	}
 	if !found {
 		s.id = "" // the record is gone: a fresh session gets a fresh ID
-		return nil
+		return
 	}
-	rec, err := decodeRecord(m.serializer(), e.Data, e.Flags)
+	rec, err := decodeRecord(m.ser, e.Data, e.Flags)
 	if err != nil {
 		s.err(err)
 		s.version, s.found = e.Version, true
 		s.resetLocked()
-		return nil
+		return
 	}
 	if m.expired(rec) {
 		s.oldKey = m.key(s.id)
 		s.id = ""
-		return nil
+		return
 	}
 	s.base, s.version, s.found = rec, e.Version, true
 	s.created = time.Unix(0, rec.Created)
-	return nil
 }
 
 func (m *Manager) cookie(value string) *http.Cookie {

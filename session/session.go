@@ -185,10 +185,11 @@ func get(ctx context.Context, s *Session, key string, dst any) bool {
 	return true
 }
 
-// resetLocked turns the session into a fresh, empty one that overwrites
-// the stored record when saved; s.mu is held.
+// resetLocked turns the session into a fresh one that overwrites the
+// stored record when saved, keeping only this request's own changes; s.mu
+// is held.
 func (s *Session) resetLocked() {
-	s.ch = changes{cleared: true, created: s.mgr.clock().UnixNano()}
+	s.ch.cleared, s.ch.created, s.ch.flashPop = true, s.mgr.clock().UnixNano(), nil
 }
 
 // Has reports whether key has a value.
