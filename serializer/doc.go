@@ -35,6 +35,10 @@
 // rather than misreading them. Python's pickles (flag 1) are refused with
 // [ErrPickle]: they are never executed.
 //
+// pylibmc uses the same flags except that it writes ints with flag 4
+// (long), which Unmarshal reads too; it reads Go's str, bytes, int and zlib
+// values natively, and returns values with memkit's flags as raw bytes.
+//
 // # Flag layout
 //
 //	bit  0      python-memcached pickle (refused on read, never written)
@@ -67,7 +71,9 @@
 // Encoding and decompression use pooled buffers; Marshal allocates its
 // result once, at its final size. An uncompressed value is decoded straight
 // from the caller's bytes, and Unmarshal into a *[]byte reuses the slice's
-// capacity. See README.md for the benchmark table: encode+decode time and
-// encoded size of a session map and of 50 database rows for each codec and
-// compressor.
+// capacity. README.md has the benchmark table: encode+decode time, size
+// and allocations of a session map and of 50 database rows for each codec
+// and compressor. In short, msgpack is the fastest codec (a session map in
+// about 2.3 µs, 300 bytes); s2 shrinks 50 rows of structs from 5.9 KB to
+// 1.5 KB for about 3 µs more; zstd reaches 0.7 KB for about 15 µs more.
 package serializer
