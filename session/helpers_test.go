@@ -63,10 +63,16 @@ var backends = []backend{
 
 func newClient(t *testing.T, addrs ...string) *memclient.Client {
 	t.Helper()
-	cfg := memclient.Config{Timeout: 2 * time.Second, DialTimeout: time.Second}
+	cfg := memclient.Config{}
 	for _, a := range addrs {
 		cfg.Servers = append(cfg.Servers, memclient.Server{Addr: a})
 	}
+	return newClientFromConfig(t, cfg)
+}
+
+func newClientFromConfig(t *testing.T, cfg memclient.Config) *memclient.Client {
+	t.Helper()
+	cfg.Timeout, cfg.DialTimeout = 2*time.Second, 2*time.Second
 	c, err := memclient.NewFromConfig(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })

@@ -9,14 +9,29 @@ import (
 	"time"
 
 	"github.com/memkit/memkit/internal/leakcheck"
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/session"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// TestStoreConformance runs one suite over every Store.
+// TestStoreConformance runs one suite over every Store, and over
+// memcached in each wire mode.
 func TestStoreConformance(t *testing.T) {
-	for _, b := range backends {
+	modes := []backend{
+		{"memcached-text-protocol", func(t *testing.T, _ *fakeClock) (session.Store, *memcachetest.Server, *memclient.Client) {
+			srv := memcachetest.Start(t, memcachetest.Options{})
+			return session.NewMemcacheStore(newClientFromConfig(t, memclient.Config{
+				Servers: []memclient.Server{{Addr: srv.Addr}}, Protocol: memclient.ProtocolText})), srv, nil
+		}},
+		{"memcached-tls", func(t *testing.T, _ *fakeClock) (session.Store, *memcachetest.Server, *memclient.Client) {
+			srv := memcachetest.Start(t, memcachetest.Options{TLS: true})
+			return session.NewMemcacheStore(newClientFromConfig(t, memclient.Config{
+				Servers: []memclient.Server{{Addr: srv.Addr}}, TLS: srv.TLSConfig})), srv, nil
+		}},
+	}
+	for _, b := range append(backends, modes...) {
 		t.Run(b.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			clock := newFakeClock()
