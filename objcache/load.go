@@ -167,7 +167,7 @@ const (
 	storeSet                      // unconditional Set
 	storeLease                    // CAS over the placeholder we won; delete it if the load fails
 	storeRecache                  // CAS over the value we won the right to refresh
-	storeLocked                   // text protocol: Set, then release the lock key
+	storeLocked                   // text protocol: CAS over the value read (Add if none), then release the lock key
 )
 
 type state uint8
@@ -238,7 +238,7 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 				won, err := c.lock(ctx, k)
 				if err == nil && won {
 					c.sh.stats.misses.Add(1)
-					return c.load(ctx, k, l, storeLocked, 0)
+					return c.load(ctx, k, l, storeLocked, st.cas)
 				}
 			} else if st.state == stHit && !invalidated {
 				// Mark it stale: the next lookup (ours or another
@@ -326,14 +326,14 @@ func (c *Cache) textLookup(ctx context.Context, k string, ttl time.Duration) (lo
 		}
 	}
 	if it != nil && fresh {
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags}, nil
+		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}, nil
 	}
 	won, err := c.lock(ctx, k)
 	if err != nil {
 		return lookupResult{}, err
 	}
 	if it != nil { // in the early-refresh window
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won, mode: storeLocked}, nil
+		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won, mode: storeLocked, cas: it.CAS}, nil
 	}
 	if won {
 		return lookupResult{state: stWon, won: true, mode: storeLocked}, nil
@@ -408,9 +408,19 @@ func (c *Cache) store(ctx context.Context, k string, data []byte, flags uint32, 
 			err = nil
 		}
 	case storeLocked:
-		err = c.client.Set(ctx, it)
-		if w := c.opts.EarlyRefresh; err == nil && w > 0 && ttl > w && !isNegative(data, flags) {
-			err = c.client.Set(ctx, &memclient.Item{Key: freshKey(k), Value: []byte("1"), TTL: ttl - w})
+		if cas != 0 {
+			it.CAS = cas
+			err = c.client.CompareAndSwap(ctx, it)
+		} else {
+			err = c.client.Add(ctx, it)
+		}
+		switch {
+		case errors.Is(err, memclient.ErrCASConflict), errors.Is(err, memclient.ErrCacheMiss), errors.Is(err, memclient.ErrNotStored):
+			err = nil // somebody wrote or deleted it while we loaded: theirs wins
+		case err == nil:
+			if w := c.opts.EarlyRefresh; w > 0 && ttl > w && !isNegative(data, flags) {
+				err = c.client.Set(ctx, &memclient.Item{Key: freshKey(k), Value: []byte("1"), TTL: ttl - w})
+			}
 		}
 		c.unlock(ctx, k)
 	}

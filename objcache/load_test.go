@@ -552,3 +552,40 @@ func TestGetOrLoadTTL(t *testing.T) {
 		})
 	}
 }
+
+// A write that lands while the loader runs is newer than what the loader
+// read: it is kept, not overwritten by the loaded value.
+func TestWriteDuringLoadWins(t *testing.T) {
+	leakcheck.Check(t)
+	eachProtocol(t, func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol) {
+		ctx := context.Background()
+		c := newCache(t, srv.Addr, proto, objcache.Options{})
+		writer := newCache(t, srv.Addr, proto, objcache.Options{})
+		v, err := objcache.GetOrLoad(ctx, c, "k", 0, func(ctx context.Context) (string, error) {
+			require.NoError(t, writer.Set(ctx, "k", "written meanwhile", 0))
+			return "loaded", nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, "loaded", v, "the caller gets what it loaded")
+		got, err := objcache.Get[string](ctx, c, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "written meanwhile", got)
+	})
+}
+
+// On the meta protocol a Delete while loading voids the lease: the loaded
+// value, read before the delete, is not stored.
+func TestDeleteDuringLoadVoidsLease(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{})
+	v, err := objcache.GetOrLoad(ctx, c, "k", 0, func(ctx context.Context) (string, error) {
+		require.NoError(t, c.Delete(ctx, "k"))
+		return "loaded before the delete", nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "loaded before the delete", v)
+	_, err = objcache.Get[string](ctx, c, "k")
+	require.ErrorIs(t, err, objcache.ErrCacheMiss)
+}
