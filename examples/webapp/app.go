@@ -2,14 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -248,13 +247,12 @@ func (a *app) productHTML(w http.ResponseWriter, r *http.Request) {
 }
 
 // visit counts a visit in the session and returns the user and the count.
-// Concurrent visits of one session may count once: the session merges
-// concurrent writes per key, and both write the same key.
+// session.Update re-applies the increment if a concurrent request of the
+// same session saved first, so concurrent visits all count.
 func (a *app) visit(ctx context.Context, s *session.Session) (user string, visits int) {
 	user, _ = session.Get[string](ctx, s, "user")
+	_ = session.Update(ctx, s, "visits", func(n int, _ bool) int { return n + 1 })
 	visits, _ = session.Get[int](ctx, s, "visits")
-	visits++
-	_ = s.Set("visits", visits)
 	return user, visits
 }
 
@@ -295,26 +293,21 @@ func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": u, "visits": visits})
 }
 
-// cartPrefix starts the session key of each cart item.
-//
-// Each item is its own session key, "cart:<time>-<random>", rather than
-// one list under "cart": the session merges concurrent saves per key, so
-// concurrent adds to one cart (two tabs, a double click, a script) are
-// all kept, where a single list would keep only the last writer's. The
-// time makes the keys sort in the order the items were added.
-const cartPrefix = "cart:"
-
-// addToCart is POST /api/cart (form item): adds one item.
+// addToCart is POST /api/cart (form item): adds one item to the list
+// under the session key "cart". session.Update re-applies the append on
+// top of whatever a concurrent request saved first, so concurrent adds to
+// one cart (two tabs, a double click, a script) are all kept, where a
+// plain Get-then-Set would keep only the last writer's list.
 func (a *app) addToCart(w http.ResponseWriter, r *http.Request) {
 	item := strings.TrimSpace(r.FormValue("item"))
 	if item == "" || len(item) > 100 {
 		http.Error(w, "item: 1 to 100 characters", http.StatusBadRequest)
 		return
 	}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	key := fmt.Sprintf("%s%020d-%s", cartPrefix, time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	if err := session.FromContext(r.Context()).Set(key, item); err != nil {
+	err := session.Update(r.Context(), session.FromContext(r.Context()), "cart", func(items []string, _ bool) []string {
+		return append(slices.Clip(items), item) // never write into a slice fn may see again
+	})
+	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
@@ -327,13 +320,9 @@ func (a *app) cart(w http.ResponseWriter, r *http.Request) {
 }
 
 func cartItems(ctx context.Context, s *session.Session) []string {
-	items := []string{}
-	for _, k := range s.Keys(ctx) { // sorted
-		if strings.HasPrefix(k, cartPrefix) {
-			if v, ok := session.Get[string](ctx, s, k); ok {
-				items = append(items, v)
-			}
-		}
+	items, _ := session.Get[[]string](ctx, s, "cart")
+	if items == nil {
+		items = []string{}
 	}
 	return items
 }

@@ -246,6 +246,23 @@ func walkShop(t *testing.T, s *shop) {
 	assert.ElementsMatch(t, want, cart.Items)
 	assert.Equal(t, loggedIn, s.cookie(), "adding to the cart keeps the session ID")
 
+	// Concurrent visits of one session all count too.
+	before := s.me().Visits
+	const visits = 10
+	wg = sync.WaitGroup{}
+	for range visits {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if resp, err := s.c.Get(s.srv.URL + "/api/me"); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Equal(t, me{User: ptr("alice"), Visits: before + visits + 1}, s.me())
+
 	// The memoized product query: a miss runs the query, then hits.
 	q0 := s.app.db.Queries()
 	var p Product
