@@ -105,10 +105,11 @@ func Example_session() {
 	mgr := &session.Manager{Store: session.NewMemcacheStore(mc), Keys: keys}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /visits", func(w http.ResponseWriter, r *http.Request) {
-		s := session.FromContext(r.Context()) // loaded on first read, not before
+		s := session.FromContext(r.Context()) // loaded on first use, not before
+		// Saved by compare-and-swap; re-applied if a concurrent request saved first.
+		session.Update(r.Context(), s, "visits", func(n int, _ bool) int { return n + 1 })
 		n, _ := session.Get[int](r.Context(), s, "visits")
-		s.Set("visits", n+1) // saved by compare-and-swap, merged with concurrent requests
-		fmt.Fprintf(w, "visit %d\n", n+1)
+		fmt.Fprintf(w, "visit %d\n", n)
 	})
 	handler := middleware.Session(mgr)(mux) // http.ListenAndServe(addr, handler)
 
