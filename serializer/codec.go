@@ -32,8 +32,10 @@ type Codec interface {
 var (
 	// Msgpack encodes with github.com/vmihailenco/msgpack/v5, with compact
 	// integers; struct fields without a msgpack tag use their json tag.
-	// Decoding into an interface gives int64, uint64 and float64 numbers,
-	// map[string]any maps and []any slices.
+	// Decoding into an interface (a map[string]any session, say) gives
+	// int64, uint64 and float64 numbers, string for both strings and binary
+	// data, map[string]any maps and []any slices; typed targets (a []byte
+	// struct field) get their own types.
 	Msgpack Codec = msgpackCodec{}
 	// Gob encodes with encoding/gob; each value carries its type
 	// description, so values decode independently. Concrete types stored

@@ -41,8 +41,6 @@ func appendInt(dst []byte, v any) ([]byte, bool) {
 		return strconv.AppendUint(dst, uint64(x), 10), true
 	case uint64:
 		return strconv.AppendUint(dst, x, 10), true
-	case uintptr:
-		return strconv.AppendUint(dst, uint64(x), 10), true
 	}
 	return dst, false
 }

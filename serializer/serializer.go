@@ -77,7 +77,8 @@ type Serializer struct {
 	// DefaultMinCompressLen; negative turns compression off.
 	MinCompressLen int
 	// MaxDecodedSize bounds the size of a decompressed value; larger ones
-	// fail with ErrTooLarge. Zero means DefaultMaxDecodedSize.
+	// fail with ErrTooLarge. Zero or negative means DefaultMaxDecodedSize.
+	// Uncompressed values are already in memory and are not limited.
 	MaxDecodedSize int
 	// DisableNative, when true, encodes strings, byte slices and integers
 	// with Codec and Compressor instead of python-memcached's native form.
@@ -180,8 +181,8 @@ func (s *Serializer) compressNative(b []byte) ([]byte, uint32) {
 // longer than the threshold and the result is smaller, and the flag bits
 // naming the compressor used.
 func (s *Serializer) compress(b []byte, comp Compressor) ([]byte, uint32) {
-	min := s.minCompressLen()
-	if _, off := comp.(noneCompressor); off || min < 0 || len(b) <= min {
+	threshold := s.minCompressLen()
+	if _, off := comp.(noneCompressor); off || threshold < 0 || len(b) <= threshold {
 		return clone(b), 0
 	}
 	bp := getBuf()

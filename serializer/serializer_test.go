@@ -251,6 +251,8 @@ func TestUnmarshalErrors(t *testing.T) {
 	zl, zlFlags, err := s.Marshal(strings.Repeat("zz", 2000))
 	require.NoError(t, err)
 	require.Equal(t, uint32(flagText|flagZlib), zlFlags)
+	gobRows, _, err := (&Serializer{Codec: Gob, Compressor: None}).Marshal(testRows(2))
+	require.NoError(t, err)
 	zs, zsFlags, err := (&Serializer{Compressor: Zstd}).Marshal(map[string]any{"k": strings.Repeat("v", 3000)})
 	require.NoError(t, err)
 
@@ -289,6 +291,10 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"huge python int into any", []byte(strings.Repeat("9", 40)), flagLong, new(any), ErrCorrupt},
 		{"msgpack map into int", plain, plainFlags, new(int), ErrCorrupt},
 		{"json garbage", []byte("{"), jsonID << codecShift, new(any), ErrCorrupt},
+		{"json object into int", []byte(`{"a":1}`), jsonID << codecShift, new(int), ErrCorrupt},
+		{"gob struct into string", gobRows, gobID << codecShift, new(string), ErrCorrupt},
+		{"gob truncated", gobRows[:len(gobRows)-4], gobID << codecShift, new([]row), ErrCorrupt},
+		{"gob trailing", append(clone(gobRows), 0), gobID << codecShift, new([]row), ErrCorrupt},
 		{"gob garbage", []byte{3, 4, 5}, gobID << codecShift, new(any), ErrCorrupt},
 		{"nil target", plain, plainFlags, nil, ErrTarget},
 		{"non-pointer target", plain, plainFlags, map[string]any{}, ErrTarget},
@@ -455,4 +461,67 @@ func TestS2IsBlockFormat(t *testing.T) {
 	dec, err := s2.Decode(nil, data)
 	require.NoError(t, err, "other languages decode it with a plain s2/snappy block decoder")
 	assert.Greater(t, len(dec), len(data))
+}
+
+func TestDecodedValuesDoNotAliasPooledBuffers(t *testing.T) {
+	s := Serializer{MinCompressLen: 1}
+	for _, comp := range []Compressor{S2, Zstd, Zlib} {
+		t.Run(comp.Name(), func(t *testing.T) {
+			w := Serializer{Compressor: comp, MinCompressLen: 1}
+			type blobVal struct {
+				Blob []byte
+				S    string
+			}
+			first := blobVal{Blob: bytes.Repeat([]byte("first"), 100), S: strings.Repeat("1", 300)}
+			second := blobVal{Blob: bytes.Repeat([]byte("other"), 100), S: strings.Repeat("2", 300)}
+			d1, f1, err := w.Marshal(first)
+			require.NoError(t, err)
+			require.NotZero(t, f1&(flagZlib|0xf<<compShift), "compressed")
+			var got1 blobVal
+			require.NoError(t, s.Unmarshal(d1, f1, &got1))
+			d2, f2, err := w.Marshal(second)
+			require.NoError(t, err)
+			for i := 0; i < 3; i++ { // reuse the pooled buffers
+				var got2 blobVal
+				require.NoError(t, s.Unmarshal(d2, f2, &got2))
+			}
+			assert.Equal(t, first, got1)
+
+			// Native values decompressed into a pooled buffer are copied out.
+			d3, f3, err := s.Marshal(bytes.Repeat([]byte("x"), 2000))
+			require.NoError(t, err)
+			var a any
+			require.NoError(t, s.Unmarshal(d3, f3, &a))
+			d4, f4, err := s.Marshal(bytes.Repeat([]byte("y"), 2000))
+			require.NoError(t, err)
+			var b any
+			require.NoError(t, s.Unmarshal(d4, f4, &b))
+			assert.Equal(t, bytes.Repeat([]byte("x"), 2000), a)
+		})
+	}
+}
+
+// TestMsgpackInterfaceTypes pins what a map[string]any session gets back.
+func TestMsgpackInterfaceTypes(t *testing.T) {
+	var s Serializer
+	in := map[string]any{
+		"int": 5, "neg": int8(-3), "big": uint64(math.MaxUint64), "f32": float32(1.5), "f64": 2.25,
+		"str": "s", "bytes": []byte("b"), "bool": true, "nil": nil,
+		"list": []string{"a"}, "map": map[string]int{"k": 1},
+		"time": time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC),
+	}
+	data, flags, err := s.Marshal(in)
+	require.NoError(t, err)
+	var got map[string]any
+	require.NoError(t, s.Unmarshal(data, flags, &got))
+	want := map[string]any{
+		"int": int64(5), "neg": int64(-3), "big": uint64(math.MaxUint64), "f32": 1.5, "f64": 2.25,
+		"str": "s", "bytes": "b", "bool": true, "nil": nil,
+		"list": []any{"a"}, "map": map[string]any{"k": int64(1)},
+	}
+	gotTime, ok := got["time"].(time.Time)
+	require.True(t, ok, "time.Time survives: %T", got["time"])
+	assert.True(t, gotTime.Equal(in["time"].(time.Time)))
+	delete(got, "time")
+	assert.Equal(t, want, got)
 }
