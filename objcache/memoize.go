@@ -41,6 +41,14 @@ func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(contex
 	}
 }
 
+// Memoize is Memoize1, the common case: a function of one argument (use a
+// struct for several).
+//
+//	byID := objcache.Memoize(c, "products.byID", time.Minute, db.ProductByID)
+func Memoize[A, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A) (R, error)) func(context.Context, A) (R, error) {
+	return Memoize1(c, name, ttl, fn)
+}
+
 // Memoize2 is Memoize1 for functions of two arguments.
 func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B) (R, error)) func(context.Context, A, B) (R, error) {
 	return func(ctx context.Context, a A, b B) (R, error) {

@@ -172,6 +172,15 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 	assert.Equal(t, []string{"lamp", "bulb"}, names)
 	assert.Equal(t, int32(2), db.queries.Load())
 
+	// Memoize is Memoize1.
+	byID := objcache.Memoize(c, "products.byID", 0, db.byID)
+	for range 2 {
+		p, err := byID(ctx, 3)
+		require.NoError(t, err)
+		assert.Equal(t, "lamp", p.Name)
+	}
+	assert.Equal(t, int32(3), db.queries.Load())
+
 	page := objcache.Memoize2(c, "products.page", 0, db.page)
 	for range 3 {
 		_, err := page(ctx, "lighting", 10)
@@ -179,7 +188,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 	}
 	_, err = page(ctx, "lighting", 20)
 	require.NoError(t, err)
-	assert.Equal(t, int32(4), db.queries.Load())
+	assert.Equal(t, int32(5), db.queries.Load())
 
 	count := objcache.Memoize0(c, "products.count", 0, db.count)
 	for range 3 {
@@ -187,7 +196,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, 4, n)
 	}
-	assert.Equal(t, int32(5), db.queries.Load())
+	assert.Equal(t, int32(6), db.queries.Load())
 
 	three := objcache.Memoize3(c, "three", 0, func(_ context.Context, a, b string, n int) (string, error) {
 		db.queries.Add(1)
@@ -198,7 +207,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "abab", s)
 	}
-	assert.Equal(t, int32(6), db.queries.Load())
+	assert.Equal(t, int32(7), db.queries.Load())
 
 	// Arguments that cannot be encoded fail without calling fn.
 	bad := objcache.Memoize1(c, "bad", 0, func(context.Context, func()) (int, error) {
@@ -207,7 +216,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 	})
 	_, err = bad(ctx, func() {})
 	require.ErrorIs(t, err, objcache.ErrUnencodableArgs)
-	assert.Equal(t, int32(6), db.queries.Load())
+	assert.Equal(t, int32(7), db.queries.Load())
 }
 
 func TestArgsKey(t *testing.T) {
