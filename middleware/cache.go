@@ -61,9 +61,9 @@ type CacheOptions struct {
 	// Off by default: those are never cached.
 	IgnoreCacheControl bool
 	// Skip, when set, sends the requests for which it returns true
-	// straight to the handler. Requests other than GET and HEAD, with an
-	// Authorization header (unless listed in VaryHeaders) or a Range
-	// header always are.
+	// straight to the handler. Requests other than GET and HEAD, and those
+	// with an Authorization header (unless listed in VaryHeaders), a Range
+	// or an Upgrade header always are.
 	Skip func(*http.Request) bool
 	// StatusHeader, when set, names a response header that says "HIT"
 	// (served from the cache), "MISS" (the handler ran and its response
@@ -141,8 +141,8 @@ func (rc *responseCache) bypass(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return true
 	}
-	if r.Header.Get("Range") != "" {
-		return true
+	if r.Header.Get("Range") != "" || r.Header.Get("Upgrade") != "" {
+		return true // partial content; websockets and other hijacked connections
 	}
 	if r.Header.Get("Authorization") != "" && !rc.vary["Authorization"] {
 		return true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -156,6 +157,7 @@ func TestResponseCacheNeverCaches(t *testing.T) {
 		{name: "POST", method: "POST", wantPass: true},
 		{name: "Authorization", header: []string{"Authorization", "Bearer t"}, wantPass: true},
 		{name: "Range", header: []string{"Range", "bytes=0-1"}, wantPass: true},
+		{name: "Upgrade", header: []string{"Upgrade", "websocket"}, wantPass: true},
 		{name: "Skip", opts: middleware.CacheOptions{Skip: func(r *http.Request) bool { return r.URL.Query().Has("nocache") }},
 			header: nil, wantPass: true},
 	}
@@ -425,5 +427,38 @@ func FuzzResponseCache(f *testing.F) {
 		if first.Header().Get("X-Cache") == "MISS" {
 			assert.True(t, hit, "a cached response is served next time (path %q, host %q)", path, host)
 		}
+	})
+}
+
+// A handler that panics while filling the cache leaves no lease behind:
+// the next request runs it again at once instead of waiting LeaseWait.
+func TestResponseCacheHandlerPanic(t *testing.T) {
+	leakcheck.Check(t)
+	rcEachProtocol(t, func(t *testing.T, addr string, proto memclient.Protocol) {
+		var calls atomic.Int32
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if calls.Add(1) == 1 {
+				panic("template bug")
+			}
+			_, _ = io.WriteString(w, "fixed")
+		})
+		c := rcCache(t, addr, proto, objcache.Options{LeaseWait: time.Minute})
+		srv := httptest.NewUnstartedServer(middleware.Cache(c, middleware.CacheOptions{StatusHeader: "X-Cache"})(h))
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // net/http logs the recovered panic
+		srv.Start()
+		t.Cleanup(srv.Close)
+
+		_, err := srv.Client().Get(srv.URL + "/")
+		require.Error(t, err, "net/http aborts the response of a panicking handler")
+
+		client := srv.Client()
+		client.Timeout = 10 * time.Second
+		resp, err := client.Get(srv.URL + "/")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		assert.Equal(t, "fixed", string(b))
+		assert.Equal(t, "MISS", resp.Header.Get("X-Cache"))
+		assert.Equal(t, uint64(0), c.Stats().LeaseWaits)
 	})
 }
