@@ -33,16 +33,18 @@ type shop struct {
 	srv *httptest.Server
 	url *url.URL
 	c   *http.Client // with a cookie jar; does not follow redirects
+	log *testWriter  // the app's log
 }
 
 // startShop starts the app over memcached servers (none: in-memory mode)
 // and stops it when the test ends.
 func startShop(t *testing.T, mc memclient.Config) *shop {
 	t.Helper()
+	tw := &testWriter{t: t}
 	a, err := newApp(context.Background(), config{
 		Memcached: mc,
 		DBPath:    filepath.Join(t.TempDir(), "shop.db"),
-		Log:       log.New(testWriter{t}, "", 0),
+		Log:       log.New(tw, "", 0),
 	})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
@@ -52,7 +54,7 @@ func startShop(t *testing.T, mc memclient.Config) *shop {
 	})
 	u, err := url.Parse(srv.URL)
 	require.NoError(t, err)
-	return &shop{t: t, app: a, srv: srv, url: u, c: newBrowser(t)}
+	return &shop{t: t, app: a, srv: srv, url: u, c: newBrowser(t), log: tw}
 }
 
 func newBrowser(t *testing.T) *http.Client {
@@ -65,11 +67,24 @@ func newBrowser(t *testing.T) *http.Client {
 	}
 }
 
-type testWriter struct{ t *testing.T }
+// testWriter sends the app's log to the test log and keeps a copy.
+type testWriter struct {
+	t   *testing.T
+	mu  sync.Mutex // protects buf
+	buf strings.Builder
+}
 
-func (w testWriter) Write(p []byte) (int, error) {
+func (w *testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *testWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
 
 // do sends a request with the browser c and returns the response with its
@@ -190,6 +205,7 @@ func TestSize(t *testing.T) {
 func TestShopInMemory(t *testing.T) {
 	leakcheck.Check(t)
 	s := startShop(t, memclient.Config{})
+	assert.Contains(t, s.log.String(), "no -memcached: in-memory mode", "the log says so")
 	walkShop(t, s)
 	var info debugInfo
 	s.json("GET", "/debug/cache?format=json", nil, &info)
