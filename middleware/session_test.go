@@ -304,6 +304,29 @@ func BenchmarkSessionReadWrite(b *testing.B) {
 	}
 }
 
+// BenchmarkSessionRead is one request that only reads its session: a
+// single get-and-touch round trip, no write.
+func BenchmarkSessionRead(b *testing.B) {
+	mgr, _, _ := newMemcacheManager(b)
+	mgr.IdleTimeout = time.Hour
+	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := session.Get[int](r.Context(), session.FromContext(r.Context()), "n")
+		fmt.Fprint(w, n)
+	}))
+	setter := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = session.FromContext(r.Context()).Set("n", 1)
+	}))
+	rec := httptest.NewRecorder()
+	setter.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(rec.Result().Cookies()[0])
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
+
 // BenchmarkSessionUntouched is a request with a session cookie whose
 // handler never touches the session: no store call.
 func BenchmarkSessionUntouched(b *testing.B) {
