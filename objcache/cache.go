@@ -98,8 +98,14 @@ type Options struct {
 	// EarlyRefresh, when positive, is a stale-while-revalidate window:
 	// once a value's remaining TTL drops below it, one GetOrLoad caller
 	// (across all processes) reloads it while every other caller keeps
-	// getting the current value. It must be shorter than the TTL. 0 means
-	// off.
+	// getting the current value. The refreshing caller waits for its load
+	// and gets the new value; if the load fails it gets the current one,
+	// which stays in service (on the meta protocol memcached hands out one
+	// refresh per value, so the next load happens when it expires). Only
+	// values whose TTL exceeds the window take part. 0 means off. On the
+	// text protocol, which does not report TTLs, a companion key
+	// ("<key>:fresh", expiring when the window opens) tracks it, at the
+	// cost of a two-key get per lookup.
 	EarlyRefresh time.Duration
 	// LeaseTTL is the lifetime of a lease: the placeholder that marks a
 	// load in progress (meta protocol) or the lock key (text protocol).

@@ -589,3 +589,24 @@ func TestDeleteDuringLoadVoidsLease(t *testing.T) {
 	_, err = objcache.Get[string](ctx, c, "k")
 	require.ErrorIs(t, err, objcache.ErrCacheMiss)
 }
+
+// A failed early refresh keeps the current value in service.
+func TestEarlyRefreshFailureKeepsValue(t *testing.T) {
+	leakcheck.Check(t)
+	eachProtocol(t, func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol) {
+		ctx := context.Background()
+		c := newCache(t, srv.Addr, proto, objcache.Options{EarlyRefresh: 20 * time.Second})
+		require.NoError(t, c.Set(ctx, "k", "current", 10*time.Second))
+		v, err := objcache.GetOrLoad(ctx, c, "k", time.Minute, func(context.Context) (string, error) {
+			return "", errors.New("db down")
+		})
+		require.NoError(t, err)
+		assert.Equal(t, "current", v)
+		st := c.Stats()
+		assert.Equal(t, uint64(1), st.Refreshes)
+		assert.Equal(t, uint64(1), st.LoadErrors)
+		got, err := objcache.Get[string](ctx, c, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "current", got)
+	})
+}
