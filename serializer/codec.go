@@ -56,9 +56,11 @@ const (
 	msgpackID = 1
 	gobID     = 2
 	jsonID    = 3
-	// MinUserCodecID is the lowest ID Register accepts.
-	MinUserCodecID = 64
 )
+
+// MinUserCodecID is the lowest codec ID Register accepts; lower IDs are
+// memkit's.
+const MinUserCodecID = 64
 
 // registry maps codec IDs to codecs; written copy-on-write under regMu.
 var (

@@ -29,7 +29,9 @@ var (
 	// S2 is klauspost/compress/s2 block format: very fast, the default.
 	S2 Compressor = s2Compressor{}
 	// Zstd is Zstandard (klauspost/compress/zstd) at its default level,
-	// with checksums: smaller output than S2 for more CPU.
+	// with checksums: smaller output than S2 for more CPU. Readers accept
+	// only what memkit writes: one single-segment frame that declares its
+	// size.
 	Zstd Compressor = zstdCompressor{}
 	// Zlib is RFC 1950 zlib, flagged with python-memcached's flag 8 so
 	// Python can read it.

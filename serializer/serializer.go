@@ -116,8 +116,9 @@ func (s *Serializer) maxDecodedSize() int {
 
 // Marshal encodes v into bytes and the item flags that describe them. The
 // returned slice is newly allocated and owned by the caller. It returns an
-// error matching ErrUnsupportedType when the codec cannot encode v, and
-// ErrUnknownFormat when Codec is not registered.
+// error matching ErrUnsupportedType when the codec fails to encode v (a
+// channel, a func, a NaN for JSON, ...), and ErrUnknownFormat when Codec is
+// not registered.
 func (s *Serializer) Marshal(v any) (data []byte, flags uint32, err error) {
 	c := s.codec()
 	_, raw := c.(rawCodec)
@@ -138,7 +139,10 @@ func (s *Serializer) Marshal(v any) (data []byte, flags uint32, err error) {
 	enc, err := c.Append((*bp)[:0], v)
 	*bp = enc[:0]
 	if err != nil {
-		return nil, 0, fmt.Errorf("serializer: %s: %w", c.Name(), err)
+		if errors.Is(err, ErrUnsupportedType) {
+			return nil, 0, err
+		}
+		return nil, 0, fmt.Errorf("%w: %s: %w", ErrUnsupportedType, c.Name(), err)
 	}
 	data, cflags := s.compress(enc, s.compressor())
 	return data, uint32(id)<<codecShift | cflags, nil

@@ -203,6 +203,27 @@ func TestDisableNative(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnsupportedType)
 }
 
+func TestMarshalErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Serializer
+		v    any
+	}{
+		{"msgpack chan", Serializer{}, make(chan int)},
+		{"gob func", Serializer{Codec: Gob}, func() {}},
+		{"json NaN", Serializer{Codec: JSON}, math.NaN()},
+		{"raw struct", Serializer{Codec: Raw}, struct{}{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data, flags, err := tt.s.Marshal(tt.v)
+			assert.ErrorIs(t, err, ErrUnsupportedType)
+			assert.Nil(t, data)
+			assert.Zero(t, flags)
+		})
+	}
+}
+
 func TestCompressionThreshold(t *testing.T) {
 	compressible := bytes.Repeat([]byte("a"), 200)
 	random := make([]byte, 4000)
