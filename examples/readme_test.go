@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,8 +34,8 @@ import (
 var (
 	ctx = context.Background()
 	// servers are three memcached servers with weights 1:2:3, as
-	// "host:port:weight".
-	servers []string
+	// "host:port:weight"; addrs are the same as "host:port".
+	servers, addrs []string
 	// secureAddr is a memcached with TLS and ASCII auth (user "app",
 	// password $MEMCACHED_PASSWORD); tlsConfig trusts its certificate.
 	secureAddr string
@@ -65,6 +67,7 @@ func run(m *testing.M) int {
 		}
 		procs = append(procs, p)
 		servers = append(servers, fmt.Sprintf("%s:%d", p.Addr, w))
+		addrs = append(addrs, p.Addr)
 	}
 	os.Setenv("MEMCACHED_PASSWORD", "example-secret")
 	p, err := memcachetest.Launch(memcachetest.Options{TLS: true, Username: "app", Password: "example-secret"})
@@ -191,7 +194,7 @@ func Example_tlsAndAuth() {
 // Sharing keys with Python: python-memcached's distribution and flags.
 func Example_python() {
 	mc, err := memclient.NewFromConfig(memclient.Config{
-		Servers:      []memclient.Server{{Addr: strings.TrimSuffix(servers[0], ":1"), Weight: 1}},
+		Servers:      []memclient.Server{{Addr: addrs[0], Weight: 1}, {Addr: addrs[1], Weight: 2}},
 		Distribution: memclient.DistributionModula, // the server python-memcached picks
 	})
 	if err != nil {
@@ -208,6 +211,73 @@ func Example_python() {
 	n, err := objcache.Get[int](ctx, cache, "answer") // Python: mc.get("answer") == 42
 	fmt.Println(n, err)
 	// Output: 42 <nil>
+}
+
+// TestPythonReadsWhatGoWrote backs the README's claim: python-memcached,
+// given the same servers and weights, finds and decodes what Go stored,
+// and the other way round.
+func TestPythonReadsWhatGoWrote(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import memcache").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python-memcached: %v (make deps installs python3-memcache)", err)
+		}
+		t.Skipf("python-memcached not available: %v", err)
+	}
+	mc, err := memclient.NewFromConfig(memclient.Config{
+		Servers:      []memclient.Server{{Addr: addrs[0], Weight: 1}, {Addr: addrs[1], Weight: 2}},
+		Distribution: memclient.DistributionModula,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	cache, err := objcache.New(mc, objcache.Options{Prefix: "py:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{}
+	for i := range 20 {
+		k := fmt.Sprintf("k%d", i)
+		var v any = i * 1000
+		if i%2 == 1 {
+			v = fmt.Sprintf("value %d é", i)
+		}
+		want[k] = v
+		if err := cache.Set(ctx, k, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	script := `
+import json, sys, memcache
+mc = memcache.Client([(sys.argv[1], 1), (sys.argv[2], 2)])
+got = mc.get_multi(["k%d" % i for i in range(20)], key_prefix="py:")
+mc.set("py:from-python", "hello from Python")
+mc.set("py:int-from-python", 7)
+print(json.dumps(got))
+`
+	out, err := exec.Command(python, "-c", script, addrs[0], addrs[1]).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("python output %q: %v", out, err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("python found %d of %d keys: %s", len(got), len(want), out)
+	}
+	for k, v := range want {
+		if fmt.Sprint(got[k]) != fmt.Sprint(v) {
+			t.Errorf("python read %s = %v, Go wrote %v", k, got[k], v)
+		}
+	}
+	if s, err := objcache.Get[string](ctx, cache, "from-python"); err != nil || s != "hello from Python" {
+		t.Errorf("Go read %q, %v from Python", s, err)
+	}
+	if n, err := objcache.Get[int](ctx, cache, "int-from-python"); err != nil || n != 7 {
+		t.Errorf("Go read %d, %v from Python", n, err)
+	}
 }
 
 // TestReadmeInSync checks that every Go block of the README is copied from
