@@ -85,6 +85,9 @@ type sample struct {
 	// reads and writes are the read and write system calls of the whole
 	// process during the run; -1 if unknown.
 	reads, writes int64
+	// cpu and srvCPU are the CPU time used by this process and by the
+	// memcached servers during the run; -1 if unknown.
+	cpu, srvCPU time.Duration
 }
 
 func (s sample) opsPerSec() float64 {
@@ -92,6 +95,13 @@ func (s sample) opsPerSec() float64 {
 		return 0
 	}
 	return float64(s.ops) / s.elapsed.Seconds()
+}
+
+func (s sample) cpuPerOp(d time.Duration) float64 {
+	if s.ops == 0 || d < 0 {
+		return -1
+	}
+	return float64(d) / float64(s.ops)
 }
 
 func (s sample) perOp(n int64) float64 {
@@ -110,9 +120,10 @@ func (s sample) allocsPerOp() float64 {
 
 // runOp runs fn on goroutines workers until d has passed or maxOps
 // operations are done (whichever comes first) or ctx is done, and reports
-// throughput, latency percentiles and heap allocations per operation. The
-// harness itself allocates nothing per operation.
-func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn op) sample {
+// throughput, latency percentiles, heap allocations, system calls and,
+// with a probe, CPU time per operation. The harness itself allocates
+// nothing per operation.
+func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn op, probe cpuProbe) sample {
 	perWorker := max(1, maxOps/goroutines)
 	hists := make([]histogram, goroutines)
 	errCounts := make([]int, goroutines)
@@ -146,15 +157,27 @@ func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn 
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	r0, w0, sysOK := syscalls()
+	var cpu0, srv0 time.Duration
+	cpuOK := probe != nil
+	if cpuOK {
+		cpu0, srv0, cpuOK = probe()
+	}
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
+	var cpu1, srv1 time.Duration
+	if cpuOK {
+		cpu1, srv1, cpuOK = probe()
+	}
 	r1, w1, _ := syscalls()
 	runtime.ReadMemStats(&after)
 
 	var total histogram
-	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, reads: -1, writes: -1}
+	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, reads: -1, writes: -1, cpu: -1, srvCPU: -1}
+	if cpuOK {
+		s.cpu, s.srvCPU = cpu1-cpu0, srv1-srv0
+	}
 	if sysOK {
 		s.reads, s.writes = int64(r1-r0), int64(w1-w0)
 	}
@@ -178,9 +201,12 @@ type result struct {
 	// readsPerOp and writesPerOp are the read and write system calls per
 	// operation; -1 if unknown.
 	readsPerOp, writesPerOp float64
-	callsPerOp              float64 // memcached commands per operation; -1 when not counted
-	ops, errs               int     // summed over rounds
-	firstErr                error
+	// cpuPerOp and srvCPUPerOp are the CPU time per operation of this
+	// process and of the memcached servers; -1 if unknown.
+	cpuPerOp, srvCPUPerOp time.Duration
+	callsPerOp            float64 // memcached commands per operation; -1 when not counted
+	ops, errs             int     // summed over rounds
+	firstErr              error
 }
 
 // summarize takes the median of each measure independently (and of the
@@ -197,9 +223,12 @@ func summarize(samples []sample, calls []float64) result {
 	allocs := make([]float64, len(samples))
 	reads := make([]float64, len(samples))
 	writes := make([]float64, len(samples))
+	cpu := make([]float64, len(samples))
+	srv := make([]float64, len(samples))
 	for i, s := range samples {
 		tput[i], p50[i], p99[i], allocs[i] = s.opsPerSec(), float64(s.p50), float64(s.p99), s.allocsPerOp()
 		reads[i], writes[i] = s.perOp(s.reads), s.perOp(s.writes)
+		cpu[i], srv[i] = s.cpuPerOp(s.cpu), s.cpuPerOp(s.srvCPU)
 		r.ops += s.ops
 		r.errs += s.errs
 		if r.firstErr == nil {
@@ -211,6 +240,7 @@ func summarize(samples []sample, calls []float64) result {
 	r.p99 = time.Duration(medianOf(p99))
 	r.allocsPerOp = medianOf(allocs)
 	r.readsPerOp, r.writesPerOp = max(-1, medianOf(reads)), max(-1, medianOf(writes))
+	r.cpuPerOp, r.srvCPUPerOp = time.Duration(max(-1, medianOf(cpu))), time.Duration(max(-1, medianOf(srv)))
 	r.callsPerOp = -1
 	if len(calls) > 0 {
 		r.callsPerOp = medianOf(calls)

@@ -152,6 +152,38 @@ func (s *server) kill() {
 	<-done
 }
 
+// pid returns the process ID, or 0 when the server is not running.
+func (s *server) pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// cpuProbe returns the CPU time used so far by this process and by the
+// servers together; ok is false where that is not measured.
+type cpuProbe func() (self, servers time.Duration, ok bool)
+
+func newCPUProbe(servers []*server) cpuProbe {
+	return func() (time.Duration, time.Duration, bool) {
+		self, ok := selfCPU()
+		if !ok {
+			return 0, 0, false
+		}
+		var srv time.Duration
+		for _, s := range servers {
+			d, ok := processCPU(s.pid())
+			if !ok {
+				return 0, 0, false
+			}
+			srv += d
+		}
+		return self, srv, true
+	}
+}
+
 func addrs(servers []*server) []string {
 	out := make([]string, len(servers))
 	for i, s := range servers {

@@ -171,13 +171,14 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 	}
 	defer statsClient.Close()
 
+	probe := newCPUProbe(servers)
 	cases := append(clientCases(three, one), sessionCases(three, cfg.clients, statsCounter(statsClient))...)
 	for _, bc := range cases {
 		if !cfg.match(bc.name) {
 			continue
 		}
 		fmt.Fprintf(logw, "%s ...\n", bc.name)
-		cr, err := runCase(ctx, cfg, bc)
+		cr, err := runCase(ctx, cfg, bc, probe)
 		if cr != nil {
 			rep.cases = append(rep.cases, *cr)
 		}
@@ -194,7 +195,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 
 // runCase sets up every implementation of bc, warms each up, then runs
 // them in turn, cfg.rounds times, and returns their medians.
-func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error) {
+func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*caseResult, error) {
 	type live struct {
 		impl
 		op      op
@@ -227,7 +228,7 @@ func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error)
 	}
 	for _, l := range lives {
 		pprof.Do(ctx, l.labels, func(ctx context.Context) {
-			runOp(ctx, bc.goroutines, cfg.warmup, cfg.maxOps, l.op)
+			runOp(ctx, bc.goroutines, cfg.warmup, cfg.maxOps, l.op, nil)
 		})
 	}
 	for round := 0; round < cfg.rounds && ctx.Err() == nil; round++ {
@@ -244,7 +245,7 @@ func runCase(ctx context.Context, cfg config, bc benchCase) (*caseResult, error)
 			}
 			var s sample
 			pprof.Do(ctx, l.labels, func(ctx context.Context) {
-				s = runOp(ctx, bc.goroutines, cfg.duration, cfg.maxOps, l.op)
+				s = runOp(ctx, bc.goroutines, cfg.duration, cfg.maxOps, l.op, probe)
 			})
 			l.samples = append(l.samples, s)
 			if bc.calls != nil {

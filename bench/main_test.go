@@ -70,6 +70,10 @@ func TestSmoke(t *testing.T) {
 			if runtime.GOOS == "linux" {
 				assert.Positive(t, r.readsPerOp, "%s %s: every operation reads from the network", cr.name, cr.impls[i])
 				assert.Positive(t, r.writesPerOp, "%s %s: every operation writes to the network", cr.name, cr.impls[i])
+				assert.Positive(t, r.cpuPerOp, "%s %s", cr.name, cr.impls[i])
+				if r.callsPerOp != 0 { // -1 (not counted) or positive
+					assert.Positive(t, r.srvCPUPerOp, "%s %s: memcached did the work", cr.name, cr.impls[i])
+				}
 			}
 		}
 	}
@@ -105,7 +109,7 @@ func TestSmoke(t *testing.T) {
 
 	var out bytes.Buffer
 	printReport(&out, rep)
-	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows", "reads/writes per op"} {
+	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows", "reads/writes per op", "CPU/op"} {
 		assert.Contains(t, out.String(), s)
 	}
 	waitGoroutines(t, base)

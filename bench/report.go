@@ -25,7 +25,11 @@ func ratioTarget(desc, cases, peer string, min float64) target {
 			return "", false, false
 		}
 		r := mk.opsPerSec / p.opsPerSec
-		return fmt.Sprintf("%.2fx %s", r, peer), r >= min && mk.errs == 0, true
+		got := fmt.Sprintf("%.2fx %s", r, peer)
+		if c := mk.cpuRatio(p); c > 0 {
+			got += fmt.Sprintf(" (per CPU-second: %.2fx)", c)
+		}
+		return got, r >= min && mk.errs == 0, true
 	}}
 }
 
@@ -49,6 +53,16 @@ var targets = []target{
 		}
 		return fmt.Sprintf("%.3f calls/request", mk.callsPerOp), mk.callsPerOp == 0 && mk.errs == 0, true
 	}},
+}
+
+// cpuRatio is how many more operations per CPU-second (this process and
+// memcached together) r gets than peer; 0 if unknown.
+func (r *result) cpuRatio(peer *result) float64 {
+	mine, theirs := r.cpuPerOp+r.srvCPUPerOp, peer.cpuPerOp+peer.srvCPUPerOp
+	if r.cpuPerOp < 0 || r.srvCPUPerOp < 0 || peer.cpuPerOp < 0 || peer.srvCPUPerOp < 0 || mine <= 0 {
+		return 0
+	}
+	return float64(theirs) / float64(mine)
 }
 
 func (cr caseResult) find(name string) *result {
@@ -90,14 +104,17 @@ func printReport(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "machine: %s\n\n", rep.machine)
 	if len(rep.cases) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\treads/writes per op\tmc calls/op\terrors\tmemkit/peer\t")
+		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\treads/writes per op\tCPU/op bench+memcached\tmc calls/op\terrors\tmemkit/peer\tper CPU\t")
 		for _, cr := range rep.cases {
 			mk := cr.find("memkit")
 			for i, name := range cr.impls {
 				r := cr.results[i]
-				ratio := ""
+				ratio, cpuRatio := "", ""
 				if name != "memkit" && mk != nil && r.opsPerSec > 0 {
 					ratio = fmt.Sprintf("%.2fx", mk.opsPerSec/r.opsPerSec)
+					if c := mk.cpuRatio(&r); c > 0 {
+						cpuRatio = fmt.Sprintf("%.2fx", c)
+					}
 				}
 				calls := ""
 				if r.callsPerOp >= 0 {
@@ -107,12 +124,16 @@ func printReport(w io.Writer, rep *report) {
 				if r.readsPerOp >= 0 && r.writesPerOp >= 0 {
 					sys = fmt.Sprintf("%.2f/%.2f", r.readsPerOp, r.writesPerOp)
 				}
+				cpu := ""
+				if r.cpuPerOp >= 0 && r.srvCPUPerOp >= 0 {
+					cpu = fmtDur(r.cpuPerOp) + "+" + fmtDur(r.srvCPUPerOp)
+				}
 				label := cr.name
 				if i > 0 {
 					label = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%d\t%s\t\n",
-					label, name, fmtRate(r.opsPerSec), fmtDur(r.p50), fmtDur(r.p99), r.allocsPerOp, sys, calls, r.errs, ratio)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+					label, name, fmtRate(r.opsPerSec), fmtDur(r.p50), fmtDur(r.p99), r.allocsPerOp, sys, cpu, calls, r.errs, ratio, cpuRatio)
 			}
 		}
 		tw.Flush()
