@@ -15,6 +15,21 @@
 // protocol's mg with the N and R flags) or, on the text protocol, an Add-based
 // lock key. Callers that lose wait a bounded time (Options.LeaseWait) for
 // the winner's value, then load themselves.
+//
+// The pieces:
+//
+//   - New, Get, Set, Add, Delete, GetMulti, SetMulti, DeleteMulti: typed
+//     access under a key prefix (python-memcached's key_prefix).
+//   - GetOrLoad, GetOrLoadTTL: get-or-load with stampede protection,
+//     stale-while-revalidate (Options.EarlyRefresh), stale serving after
+//     Invalidate and negative caching (Options.NegativeTTL).
+//   - Memoize0 to Memoize3 (Memoize is Memoize1): functions whose results
+//     are cached under a stable encoding of their arguments (ArgsKey).
+//   - Update: gets/cas read-modify-write with bounded, jittered retries.
+//   - Namespace, InvalidateNamespace: groups of keys dropped in O(1) by
+//     bumping a generation number.
+//   - Stats: hits, misses, loads, load errors, stale served, lease waits,
+//     decode errors and more, as a value.
 package objcache
 
 import (
@@ -105,7 +120,8 @@ type Options struct {
 	// values whose TTL exceeds the window take part. 0 means off. On the
 	// text protocol, which does not report TTLs, a companion key
 	// ("<key>:fresh", expiring when the window opens) tracks it, at the
-	// cost of a two-key get per lookup.
+	// cost of a two-key get per lookup; a value stored by Set has none and
+	// counts as inside the window.
 	EarlyRefresh time.Duration
 	// LeaseTTL is the lifetime of a lease: the placeholder that marks a
 	// load in progress (meta protocol) or the lock key (text protocol).
