@@ -59,6 +59,14 @@ func (c *conn) usable(now int64) bool {
 	if now-c.lastSend.Load() < int64(idleCheckAfter) {
 		return true
 	}
+	// Hold both slots: nobody may write a request (whose reply could then
+	// be mistaken for a close) or read while we look.
+	select {
+	case c.wsem <- struct{}{}:
+	default:
+		return true // someone is writing: it is in use
+	}
+	defer c.finishWrite() // flushes what a writer that gave up left to us
 	select {
 	case c.rsem <- struct{}{}:
 	default:
@@ -71,6 +79,9 @@ func (c *conn) usable(now int64) bool {
 	if busy {
 		return true
 	}
+	// The last reader's deadline may have passed; an expired deadline
+	// would fail the peek before it looks.
+	_ = c.nc.SetReadDeadline(time.Time{})
 	if c.br.Buffered() == 0 && !peerClosed(c.nc) {
 		c.lastSend.Store(now) // alive; check again after another idle spell
 		return true
@@ -171,7 +182,7 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 		select {
 		case c.wsem <- struct{}{}:
 		case <-ctx.Done():
-			err = ctx.Err()
+			err = ctxError(c.srv.addr, ctx.Err())
 		case <-timeout:
 			err = &timeoutError{addr: c.srv.addr}
 		}
@@ -282,7 +293,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (aband
 		r.timer.Stop()
 		return c.readFor(ctx, deadline, r)
 	case <-ctx.Done():
-		err = ctx.Err()
+		err = ctxError(c.srv.addr, ctx.Err())
 	case <-timeout:
 		err = &timeoutError{addr: c.srv.addr}
 	}
@@ -319,7 +330,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		if _, err := c.br.Peek(1); err != nil {
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
 				if err := ctx.Err(); err != nil {
-					return err
+					return ctxError(c.srv.addr, err)
 				}
 				if !time.Now().Before(deadline) {
 					return &timeoutError{addr: c.srv.addr}

@@ -138,6 +138,18 @@ func TestServerRestartIdle(t *testing.T) {
 			for i := 0; i < 4; i++ { // touch every connection slot
 				require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: []byte("v")}))
 			}
+			// An idle, healthy connection is kept.
+			total := func() string {
+				st, err := c.Stats(ctx)
+				require.NoError(t, err)
+				return st[srv.Addr]["total_connections"]
+			}
+			before := total()
+			c.SetIdleSinceForTest(2 * time.Second)
+			_, err := c.Get(ctx, "k")
+			require.NoError(t, err)
+			require.Equal(t, before, total(), "a healthy idle connection must not be replaced")
+
 			require.NoError(t, srv.Restart())
 			c.SetIdleSinceForTest(2 * time.Second)
 			for i := 0; i < 4; i++ {

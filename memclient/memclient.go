@@ -10,7 +10,9 @@ import (
 )
 
 var (
-	errServerDown    = errors.New("server marked down")
+	// errServerDown fails requests in flight on the connections of a
+	// server being marked down; it matches ErrServerUnavailable.
+	errServerDown    = fmt.Errorf("marked down after repeated failures: %w", ErrServerUnavailable)
 	errClientClosing = errors.New("client closing")
 	errProbeDone     = errors.New("probe done")
 )
@@ -231,7 +233,7 @@ func (c *Client) roundTrip(ctx context.Context, s *server, deadline time.Time, r
 // start writes reqs to a connection of s.
 func (c *Client) start(ctx context.Context, s *server, deadline time.Time, reqs []*request) (*conn, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, ctxError(s.addr, err)
 	}
 	cn, err := s.conn(ctx)
 	if err != nil {
@@ -430,8 +432,17 @@ func expiration(ttl time.Duration, now func() time.Time) int64 {
 }
 
 func wrapAddr(addr string, err error) error {
-	if err == ErrClosed || err == context.Canceled || err == context.DeadlineExceeded {
+	if err == ErrClosed {
 		return err
 	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return ctxError(addr, err)
+	}
+	return fmt.Errorf("memclient: %s: %w", addr, err)
+}
+
+// ctxError names the server a call was waiting on when its context ended;
+// it still matches the context's error with errors.Is.
+func ctxError(addr string, err error) error {
 	return fmt.Errorf("memclient: %s: %w", addr, err)
 }

@@ -95,7 +95,7 @@ func (s *server) dialSlot(ctx context.Context, sl *slot, now int64) (*conn, erro
 			case <-ch:
 				continue
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return nil, ctxError(s.addr, ctx.Err())
 			}
 		}
 		if s.client.isClosed() {
