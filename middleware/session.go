@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -34,7 +35,7 @@ func Session(mgr *session.Manager) func(http.Handler) http.Handler {
 			next.ServeHTTP(sw, r)
 			if !sw.commit() {
 				// Changes made after the response started.
-				if err := mgr.Commit(r.Context(), nil, s); err != nil {
+				if err := mgr.Commit(context.WithoutCancel(r.Context()), nil, s); err != nil {
 					mgr.HandleError(discardWriter{}, r, err)
 				}
 			}
@@ -58,7 +59,9 @@ type sessionWriter struct {
 func (w *sessionWriter) commit() (first bool) {
 	w.once.Do(func() {
 		first = true
-		err := w.mgr.Commit(w.r.Context(), w.ResponseWriter.Header(), w.s)
+		// A client that hangs up must not undo what the handler did: the
+		// save runs to completion, bounded by the store's own timeouts.
+		err := w.mgr.Commit(context.WithoutCancel(w.r.Context()), w.ResponseWriter.Header(), w.s)
 		if err == nil {
 			return
 		}

@@ -385,3 +385,28 @@ func TestStoreHangs(t *testing.T) {
 	}
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 }
+
+// TestClientGoneStillSaves: a client that hangs up (its request context
+// cancelled) does not undo the session write of a handler that ran.
+func TestClientGoneStillSaves(t *testing.T) {
+	leakcheck.Check(t)
+	mgr, _, _ := newMemcacheManager(t)
+	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		require.NoError(t, session.FromContext(r.Context()).Set("order", r.FormValue("id")))
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/?id=1", nil))
+	ck := rec.Result().Cookies()[0]
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest("GET", "/?id=2", nil).WithContext(ctx)
+	req.AddCookie(ck)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	assert.Equal(t, 200, rec.Code)
+
+	s := mgr.Load(func() *http.Request { r := httptest.NewRequest("GET", "/", nil); r.AddCookie(ck); return r }())
+	v, _ := session.Get[string](context.Background(), s, "order")
+	assert.Equal(t, "2", v)
+}

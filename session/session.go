@@ -98,8 +98,9 @@ func (s *Session) Err() error {
 	return errors.Join(s.errs...)
 }
 
-// ID returns the session ID, making one for a new session. The ID is
-// secret: it is what the cookie authenticates.
+// ID returns the session ID, making one for a new session (whose cookie
+// is sent only if the session is saved). The ID is secret: it is what the
+// cookie authenticates.
 func (s *Session) ID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
