@@ -57,8 +57,9 @@ func nativeName(kind uint32) string {
 
 // decodeNative stores a native value of the given kind into the pointer v.
 // Any kind decodes into *[]byte and *string (an int as its decimal text);
-// ints decode into integer pointers, range-checked; *any receives []byte,
-// string, or int64 (uint64 above math.MaxInt64).
+// ints decode into integer pointers, range-checked, and float pointers;
+// *any receives []byte, string, or int64 (uint64 above math.MaxInt64).
+// Named types with those kinds work too.
 func decodeNative(kind uint32, data []byte, v any) error {
 	isInt := kind == flagInt || kind == flagLong
 	if isInt {
@@ -129,6 +130,17 @@ func decodeNative(kind uint32, data []byte, v any) error {
 			rv.SetUint(n)
 		}
 		return err
+	case isInt && (k == reflect.Float32 || k == reflect.Float64):
+		n, err := parseAnyInt(data)
+		if err != nil {
+			return err
+		}
+		if i, ok := n.(int64); ok {
+			rv.SetFloat(float64(i))
+		} else {
+			rv.SetFloat(float64(n.(uint64)))
+		}
+		return nil
 	case k == reflect.Interface && rv.NumMethod() == 0:
 		var x any
 		if err := decodeNative(kind, data, &x); err != nil {

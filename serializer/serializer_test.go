@@ -139,6 +139,12 @@ func TestNativeRoundTrip(t *testing.T) {
 		require.NoError(t, s.Unmarshal([]byte("4000000000"), flagLong, &u))
 		assert.Equal(t, uint32(4000000000), u)
 	})
+	t.Run("int into float", func(t *testing.T) {
+		var f float64
+		require.NoError(t, s.Unmarshal([]byte("-12"), flagInt, &f))
+		assert.Equal(t, -12.0, f)
+		assert.ErrorIs(t, s.Unmarshal([]byte("nan"), flagInt, &f), ErrCorrupt)
+	})
 	t.Run("memcached decr padding", func(t *testing.T) {
 		var n int
 		require.NoError(t, s.Unmarshal([]byte("9 "), flagInt, &n))
