@@ -94,7 +94,7 @@ func TestGetOrLoadStampedeAcrossProcesses(t *testing.T) {
 	leakcheck.Check(t)
 	eachProtocol(t, func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol) {
 		ctx := context.Background()
-		cs := caches(t, processes, srv.Addr, proto, objcache.Options{Prefix: "app:"})
+		cs := caches(t, processes, srv.Addr, proto, objcache.Options{Prefix: "app:", LeaseWait: 10 * time.Second})
 		var loads atomic.Int32
 		load := func(context.Context) (string, error) {
 			loads.Add(1)
