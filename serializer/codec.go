@@ -78,9 +78,10 @@ func init() {
 
 // Register makes c known to every Serializer in the process, so values it
 // wrote decode anywhere and it can be used as Serializer.Codec. Register
-// the same codecs in every program that shares the data. It returns an
-// error matching ErrCodecID when c.ID() is below MinUserCodecID or already
-// registered. It is safe for concurrent use.
+// the same codecs in every program that shares the data. Registering a
+// codec with the same ID and Name again does nothing. It returns an error
+// matching ErrCodecID when c.ID() is below MinUserCodecID or taken by a
+// codec of another name. It is safe for concurrent use.
 func Register(c Codec) error {
 	if c == nil {
 		return fmt.Errorf("%w: nil codec", ErrCodecID)
@@ -93,6 +94,9 @@ func Register(c Codec) error {
 	defer regMu.Unlock()
 	old := registry.Load()
 	if prev := old[id]; prev != nil {
+		if prev.Name() == c.Name() {
+			return nil // the same codec again
+		}
 		return fmt.Errorf("%w: %d is taken by %q", ErrCodecID, id, prev.Name())
 	}
 	r := *old

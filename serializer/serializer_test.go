@@ -381,10 +381,13 @@ func TestDecompressionBounded(t *testing.T) {
 	})
 }
 
-type upperCodec struct{ id uint8 }
+type upperCodec struct {
+	id   uint8
+	name string
+}
 
 func (c upperCodec) ID() uint8    { return c.id }
-func (c upperCodec) Name() string { return "upper" }
+func (c upperCodec) Name() string { return c.name }
 func (c upperCodec) Append(dst []byte, v any) ([]byte, error) {
 	s, ok := v.(fmt.Stringer)
 	if !ok {
@@ -406,23 +409,35 @@ type stringer string
 func (s stringer) String() string { return string(s) }
 
 func TestRegister(t *testing.T) {
-	c := upperCodec{id: 200}
+	// A fresh ID each run, so -count=N works with the global registry.
+	id := uint8(0)
+	for i := 255; i >= MinUserCodecID; i-- {
+		if _, taken := LookupCodec(uint8(i)); !taken {
+			id = uint8(i)
+			break
+		}
+	}
+	require.NotZero(t, id, "a free codec ID")
+	c := upperCodec{id: id, name: "upper"}
 	s := Serializer{Codec: c}
 	_, _, err := s.Marshal(stringer("x"))
 	require.ErrorIs(t, err, ErrUnknownFormat, "unregistered codec refused")
 
 	require.NoError(t, Register(c))
+	require.NoError(t, Register(c), "registering the same codec again is a no-op")
 	data, flags, err := s.Marshal(stringer("shout"))
 	require.NoError(t, err)
-	assert.Equal(t, uint32(200<<codecShift), flags)
+	assert.Equal(t, uint32(id)<<codecShift, flags)
 	var got string
 	require.NoError(t, (&Serializer{}).Unmarshal(data, flags, &got))
 	assert.Equal(t, "SHOUT", got)
 	err = (&Serializer{}).Unmarshal(data, flags, new(int))
 	assert.ErrorIs(t, err, ErrCorrupt, "user codec errors are wrapped")
 
-	assert.ErrorIs(t, Register(upperCodec{id: 200}), ErrCodecID, "duplicate")
-	assert.ErrorIs(t, Register(upperCodec{id: 5}), ErrCodecID, "reserved")
+	assert.ErrorIs(t, Register(upperCodec{id: id, name: "other"}), ErrCodecID, "taken")
+	_, _, err = (&Serializer{Codec: upperCodec{id: id, name: "other"}}).Marshal(stringer("x"))
+	assert.ErrorIs(t, err, ErrUnknownFormat, "an impostor with a registered ID")
+	assert.ErrorIs(t, Register(upperCodec{id: 5, name: "upper"}), ErrCodecID, "reserved")
 	assert.ErrorIs(t, Register(nil), ErrCodecID)
 	got2, ok := LookupCodec(msgpackID)
 	assert.True(t, ok)
