@@ -217,3 +217,22 @@ func TestResetKeepsOwnChanges(t *testing.T) {
 		assert.Equal(t, []string{"mine"}, mgr.Load(request(ck)).Keys(ctx), "the fresh session was saved")
 	})
 }
+
+func TestCreatedAt(t *testing.T) {
+	leakcheck.Check(t)
+	clock := newFakeClock()
+	mgr := &session.Manager{Keys: testKeys}
+	session.SetClock(mgr, clock.Now)
+	defer mgr.Close()
+	ctx := context.Background()
+	start := clock.Now()
+
+	s := mgr.Load(request(nil))
+	assert.True(t, s.CreatedAt(ctx).IsZero(), "not saved yet")
+	ck := newSession(t, mgr)
+	clock.Advance(time.Hour)
+	s = mgr.Load(request(ck))
+	assert.True(t, start.Equal(s.CreatedAt(ctx)), "%v", s.CreatedAt(ctx))
+	s.Clear()
+	assert.True(t, start.Equal(s.CreatedAt(ctx)), "Clear keeps the lifetime running")
+}

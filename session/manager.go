@@ -284,13 +284,6 @@ func (m *Manager) Load(r *http.Request) *Session {
 	return s
 }
 
-// NewSession returns a new, empty session that is not tied to a request,
-// for code paths without a cookie. Commit saves it like any other.
-func (m *Manager) NewSession() *Session {
-	m.init()
-	return &Session{mgr: m, resolved: true, loaded: true}
-}
-
 // ErrHeadersSent means a session got a new ID (it was new, renewed or
 // destroyed) after the response started: its cookie can no longer be sent,
 // so it was not saved.
