@@ -31,12 +31,6 @@ const (
 // idLen is the length in bytes of a session ID: 256 random bits.
 const idLen = 32
 
-// ErrEnded means a save was dropped because a concurrent request
-// destroyed or renewed the session (or it expired) between this request's
-// load and its save. The changes are not written to a session that no
-// longer exists, so a logged-out session cannot be resurrected.
-var ErrEnded = errors.New("session: ended by a concurrent request")
-
 // CookieConfig are the attributes of the session cookie. The zero value
 // is a secure, HttpOnly, SameSite=Lax, persistent cookie named
 // DefaultCookieName on path "/".
@@ -283,11 +277,6 @@ func (m *Manager) Load(r *http.Request) *Session {
 	s.resolved, s.loaded = true, true // nothing to load
 	return s
 }
-
-// ErrHeadersSent means a session got a new ID (it was new, renewed or
-// destroyed) after the response started: its cookie can no longer be sent,
-// so it was not saved.
-var ErrHeadersSent = errors.New("session: new session changed after the response started")
 
 // Commit saves s if this request changed it and writes the cookie into h
 // when the session got a new ID, was renewed or destroyed. It makes no

@@ -43,7 +43,8 @@ type Store interface {
 // Sentinel errors. Match them with errors.Is.
 var (
 	// ErrConflict means a conditional Save lost: the record changed or
-	// vanished since it was loaded.
+	// vanished since it was loaded. Manager.Commit returns it, wrapped,
+	// when a save lost MaxRetries races in a row.
 	ErrConflict = errors.New("session: version conflict")
 	// ErrStore wraps every error of the Store other than ErrConflict: the
 	// store is unreachable, timed out, refused the value, or was closed.
@@ -54,6 +55,15 @@ var (
 	ErrUndecodable = errors.New("session: record does not decode")
 	// ErrClosed means the MemoryStore was closed.
 	ErrClosed = errors.New("session: store closed")
+	// ErrEnded means a save was dropped because a concurrent request
+	// destroyed or renewed the session (or it expired) between this request's
+	// load and its save. The changes are not written to a session that no
+	// longer exists, so a logged-out session cannot be resurrected.
+	ErrEnded = errors.New("session: ended by a concurrent request")
+	// ErrHeadersSent means a session got a new ID (it was new, renewed or
+	// destroyed) after the response started: its cookie can no longer be sent,
+	// so it was not saved.
+	ErrHeadersSent = errors.New("session: new session changed after the response started")
 )
 
 // HashKey derives the store key of a session ID: prefix followed by the
