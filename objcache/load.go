@@ -309,21 +309,9 @@ func metaResult(lease *memclient.Lease) lookupResult {
 }
 
 func (c *Cache) textLookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error) {
-	var it *memclient.Item
-	fresh := true
-	if w := c.opts.EarlyRefresh; w > 0 && ttl > w {
-		fk := freshKey(k)
-		items, err := c.client.GetMulti(ctx, []string{k, fk})
-		if err != nil {
-			return lookupResult{}, err
-		}
-		it, fresh = items[k], items[fk] != nil
-	} else {
-		var err error
-		it, err = c.client.Get(ctx, k)
-		if err != nil && !errors.Is(err, memclient.ErrCacheMiss) {
-			return lookupResult{}, err
-		}
+	it, fresh, err := c.textGet(ctx, k, ttl)
+	if err != nil {
+		return lookupResult{}, err
 	}
 	if it != nil && fresh {
 		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}, nil
@@ -332,6 +320,20 @@ func (c *Cache) textLookup(ctx context.Context, k string, ttl time.Duration) (lo
 	if err != nil {
 		return lookupResult{}, err
 	}
+	if won {
+		// Read again under the lock: the previous holder may have stored
+		// the value and released the lock between our read and our lock.
+		it2, fresh2, err := c.textGet(ctx, k, ttl)
+		if err != nil {
+			c.unlock(ctx, k)
+			return lookupResult{}, err
+		}
+		if it2 != nil && fresh2 {
+			c.unlock(ctx, k)
+			return lookupResult{state: stHit, data: it2.Value, flags: it2.Flags, cas: it2.CAS}, nil
+		}
+		it = it2
+	}
 	if it != nil { // in the early-refresh window
 		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won, mode: storeLocked, cas: it.CAS}, nil
 	}
@@ -339,6 +341,24 @@ func (c *Cache) textLookup(ctx context.Context, k string, ttl time.Duration) (lo
 		return lookupResult{state: stWon, won: true, mode: storeLocked}, nil
 	}
 	return lookupResult{state: stPending}, nil
+}
+
+// textGet reads k and, with EarlyRefresh, whether it is still fresh (out
+// of the refresh window); it is nil on a miss.
+func (c *Cache) textGet(ctx context.Context, k string, ttl time.Duration) (it *memclient.Item, fresh bool, err error) {
+	if w := c.opts.EarlyRefresh; w > 0 && ttl > w {
+		fk := freshKey(k)
+		items, err := c.client.GetMulti(ctx, []string{k, fk})
+		if err != nil {
+			return nil, false, err
+		}
+		return items[k], items[fk] != nil, nil
+	}
+	it, err = c.client.Get(ctx, k)
+	if errors.Is(err, memclient.ErrCacheMiss) {
+		return nil, true, nil
+	}
+	return it, true, err
 }
 
 // lock takes the text-protocol lock for k: an Add that only one caller in
