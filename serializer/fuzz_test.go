@@ -70,6 +70,19 @@ func FuzzRoundTrip(f *testing.F) {
 				require.NoError(t, w.Unmarshal(data, flags, &gn))
 				assert.Equal(t, n, gn)
 			}
+			raw := Serializer{Codec: Raw, Compressor: comp, MinCompressLen: minLen % 4096}
+			data, flags, err := raw.Marshal(s)
+			require.NoError(t, err)
+			require.Zero(t, flags&^(flagText|flagZlib), "raw flags %#x", flags)
+			var gs string
+			require.NoError(t, raw.Unmarshal(data, flags, &gs))
+			assert.Equal(t, s, gs)
+			data, flags, err = raw.Marshal(b)
+			require.NoError(t, err)
+			require.Zero(t, flags&^flagZlib, "raw flags %#x", flags)
+			var gb []byte
+			require.NoError(t, raw.Unmarshal(data, flags, &gb))
+			assert.True(t, bytes.Equal(b, gb))
 		}
 	})
 }

@@ -123,7 +123,7 @@ func (s *Serializer) Marshal(v any) (data []byte, flags uint32, err error) {
 	c := s.codec()
 	_, raw := c.(rawCodec)
 	if !s.DisableNative || raw {
-		if data, flags, ok := s.marshalNative(v, raw); ok {
+		if data, flags, ok := s.marshalNative(v, s.DisableNative); ok {
 			return data, flags, nil
 		}
 	}

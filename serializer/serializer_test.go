@@ -199,6 +199,22 @@ func TestDisableNative(t *testing.T) {
 	require.NoError(t, s.Unmarshal(data, flags, &got))
 	assert.Equal(t, "hello", got)
 
+	_, flags, err = (&Serializer{Codec: Raw}).Marshal("héllo")
+	require.NoError(t, err)
+	assert.Equal(t, uint32(flagText), flags, "raw string is python str")
+	_, flags, err = (&Serializer{Codec: Raw}).Marshal(7)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(flagInt), flags, "raw codec still stores ints natively")
+
+	// Raw as a plain Codec.
+	enc, err := Raw.Append([]byte("a"), "bc")
+	require.NoError(t, err)
+	assert.Equal(t, "abc", string(enc))
+	var rs string
+	require.NoError(t, Raw.Unmarshal([]byte("xyz"), &rs))
+	assert.Equal(t, "xyz", rs)
+	assert.ErrorIs(t, Raw.Unmarshal([]byte("xyz"), rs), ErrTarget)
+
 	raw := Serializer{Codec: Raw, DisableNative: true}
 	_, flags, err = raw.Marshal([]byte("x"))
 	require.NoError(t, err)
