@@ -73,23 +73,44 @@ func sizeName(size int) string {
 	return strconv.Itoa(size) + "B"
 }
 
+// memkitOpts are the memclient settings of a memkit benchmark.
+type memkitOpts struct {
+	conns     int                // Config.MaxConnsPerServer; 0 means the default
+	proto     memclient.Protocol // Config.Protocol
+	cancelCtx bool               // a cancellable context per worker instead of Background
+}
+
+func (o memkitOpts) config(servers []string) memclient.Config {
+	cfg := memclient.Config{MaxConnsPerServer: o.conns, Protocol: o.proto}
+	for _, a := range servers {
+		cfg.Servers = append(cfg.Servers, memclient.Server{Addr: a})
+	}
+	return cfg
+}
+
 // clientCases returns memclient-vs-gomemcache comparisons on the three
-// servers in three and the single server in one.
-func clientCases(three, one []string) []benchCase {
+// servers in three and the single server in one; conns is memclient's
+// MaxConnsPerServer (0: its default).
+func clientCases(three, one []string, conns int) []benchCase {
 	var cases []benchCase
 	addSize := func(kind clientKind, goroutines, size int, servers []string, cancelCtx bool) {
 		name := fmt.Sprintf("%s/%dg/%s/%dsrv", kind, goroutines, sizeName(size), len(servers))
 		if cancelCtx {
 			name += "/cancelctx"
 		}
-		cases = append(cases, benchCase{
-			name:       name,
-			goroutines: goroutines,
-			impls: []impl{
-				{name: "memkit", setup: memkitClientSetup(kind, goroutines, size, servers, cancelCtx)},
-				{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, servers)},
-			},
-		})
+		opts := memkitOpts{conns: conns, cancelCtx: cancelCtx}
+		impls := []impl{
+			{name: "memkit", setup: memkitClientSetup(kind, goroutines, size, servers, opts)},
+			{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, servers)},
+		}
+		if kind == opGetMulti {
+			// The meta protocol has no multi-key get: one mg per key. The
+			// text protocol's gets takes them all; show what that saves.
+			text := opts
+			text.proto = memclient.ProtocolText
+			impls = append(impls, impl{name: "memkit-text", setup: memkitClientSetup(kind, goroutines, size, servers, text)})
+		}
+		cases = append(cases, benchCase{name: name, goroutines: goroutines, impls: impls})
 	}
 	add := func(kind clientKind, goroutines int, servers []string) {
 		for _, size := range []int{100, 10 * 1024} {
@@ -109,21 +130,17 @@ func clientCases(three, one []string) []benchCase {
 }
 
 // memkitClientSetup returns the setup of a memclient benchmark: a client
-// on servers with the default configuration, its keys stored. Its calls
-// get context.Background(), or with cancelCtx a cancellable context per
+// on servers configured by opts, its keys stored. Its calls get
+// context.Background(), or with opts.cancelCtx a cancellable context per
 // worker (gomemcache takes no context). Cancelling a run is the harness's
 // business: it checks its own context between operations.
-func memkitClientSetup(kind clientKind, goroutines, size int, servers []string, cancelCtx bool) setupFunc {
+func memkitClientSetup(kind clientKind, goroutines, size int, servers []string, opts memkitOpts) setupFunc {
 	return func(ctx context.Context) (op, func(), error) {
-		cfg := memclient.Config{}
-		for _, a := range servers {
-			cfg.Servers = append(cfg.Servers, memclient.Server{Addr: a})
-		}
-		c, err := memclient.NewFromConfig(cfg)
+		c, err := memclient.NewFromConfig(opts.config(servers))
 		if err != nil {
 			return nil, nil, err
 		}
-		keys := makeKeys(fmt.Sprintf("memkit:%d:%d:", len(servers), size))
+		keys := makeKeys(fmt.Sprintf("memkit:%s:%d:%d:", opts.proto, len(servers), size))
 		val := value(size)
 		for _, k := range keys {
 			if err := c.Set(ctx, &memclient.Item{Key: k, Value: val}); err != nil {
@@ -135,7 +152,7 @@ func memkitClientSetup(kind clientKind, goroutines, size int, servers []string, 
 		cancels := make([]context.CancelFunc, goroutines)
 		for w := range ctxs {
 			ctxs[w] = context.Background()
-			if cancelCtx {
+			if opts.cancelCtx {
 				ctxs[w], cancels[w] = context.WithCancel(ctxs[w])
 			}
 		}

@@ -155,23 +155,24 @@ func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn 
 	}
 	runtime.GC()
 	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
 	r0, w0, sysOK := syscalls()
 	var cpu0, srv0 time.Duration
 	cpuOK := probe != nil
 	if cpuOK {
 		cpu0, srv0, cpuOK = probe()
 	}
+	// The allocation count brackets the run alone, not the probes.
+	runtime.ReadMemStats(&before)
 	t0 := time.Now()
 	close(start)
 	wg.Wait()
 	elapsed := time.Since(t0)
+	runtime.ReadMemStats(&after)
 	var cpu1, srv1 time.Duration
 	if cpuOK {
 		cpu1, srv1, cpuOK = probe()
 	}
 	r1, w1, _ := syscalls()
-	runtime.ReadMemStats(&after)
 
 	var total histogram
 	s := sample{elapsed: elapsed, mallocs: after.Mallocs - before.Mallocs, reads: -1, writes: -1, cpu: -1, srvCPU: -1}

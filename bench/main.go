@@ -25,10 +25,10 @@ import (
 
 // Defaults of the command-line flags.
 const (
-	DefaultRounds         = 5
-	DefaultDuration       = time.Second
+	DefaultRounds         = 9
+	DefaultDuration       = 400 * time.Millisecond
 	DefaultWarmup         = 200 * time.Millisecond
-	DefaultSerialDuration = 100 * time.Millisecond
+	DefaultSerialDuration = 50 * time.Millisecond
 	DefaultMaxOps         = 5_000_000
 	DefaultClients        = 16
 )
@@ -41,6 +41,7 @@ type config struct {
 	serialDuration time.Duration // length of one serializer run
 	maxOps         int           // bound on the operations of one run
 	clients        int           // concurrent HTTP clients in session benchmarks
+	conns          int           // memclient's MaxConnsPerServer; 0 means its default
 	only           *regexp.Regexp
 	impl           *regexp.Regexp
 	memcached      string // memcached binary; "" means look it up
@@ -89,6 +90,7 @@ func main() {
 	flag.DurationVar(&cfg.serialDuration, "serial-duration", DefaultSerialDuration, "length of one serializer run")
 	flag.IntVar(&cfg.maxOps, "max-ops", DefaultMaxOps, "most operations in one run")
 	flag.IntVar(&cfg.clients, "clients", DefaultClients, "concurrent HTTP clients in the session benchmarks")
+	flag.IntVar(&cfg.conns, "conns", 0, "memclient MaxConnsPerServer for memkit (0: memclient.DefaultMaxConnsPerServer)")
 	flag.StringVar(&only, "only", "", "run only the benchmarks whose name matches this regexp (e.g. '^get/', 'session', 'serializer')")
 	flag.StringVar(&implRe, "impl", "", "run only the implementations whose name matches this regexp (e.g. memkit)")
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file; samples are labelled impl=<name> and case=<name> (go tool pprof -tagfocus impl=memkit)")
@@ -131,8 +133,8 @@ func main() {
 }
 
 func (c *config) compile(only, implRe string) error {
-	if c.rounds < 1 || c.duration <= 0 || c.maxOps < 1 || c.clients < 1 {
-		return errors.New("-rounds, -duration, -max-ops and -clients must be positive")
+	if c.rounds < 1 || c.duration <= 0 || c.maxOps < 1 || c.clients < 1 || c.conns < 0 {
+		return errors.New("-rounds, -duration, -max-ops and -clients must be positive, -conns not negative")
 	}
 	var err error
 	if only != "" {
@@ -172,7 +174,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 	defer statsClient.Close()
 
 	probe := newCPUProbe(servers)
-	cases := append(clientCases(three, one), sessionCases(three, cfg.clients, statsCounter(statsClient))...)
+	cases := append(clientCases(three, one, cfg.conns), sessionCases(three, cfg.clients, statsCounter(statsClient), cfg.conns)...)
 	for _, bc := range cases {
 		if !cfg.match(bc.name) {
 			continue

@@ -78,6 +78,11 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	require.Equal(t, want, got)
+	for _, cr := range rep.cases {
+		if strings.HasPrefix(cr.name, "getmulti") {
+			assert.Equal(t, []string{"memkit", "gomemcache", "memkit-text"}, cr.impls, cr.name)
+		}
+	}
 
 	// memcached calls per request, from the servers' stats.
 	calls := map[string]float64{}
@@ -117,7 +122,7 @@ func TestSmoke(t *testing.T) {
 
 func TestOnlyAndImplFilters(t *testing.T) {
 	needMemcached(t)
-	cfg := config{rounds: 3, duration: time.Second, warmup: time.Millisecond, maxOps: 20, clients: 2}
+	cfg := config{rounds: 3, duration: time.Second, warmup: time.Millisecond, maxOps: 20, clients: 2, conns: 4}
 	require.NoError(t, cfg.compile(`^get/1g/100B`, `^memkit$`))
 	rep, err := run(context.Background(), cfg, io.Discard)
 	require.NoError(t, err)

@@ -27,7 +27,7 @@ var (
 // writes the session (a counter) and one that never touches it, each
 // driven by clients concurrent HTTP clients with their own cookie jars.
 // calls counts the memcached commands served by servers.
-func sessionCases(servers []string, clients int, calls callCounter) []benchCase {
+func sessionCases(servers []string, clients int, calls callCounter, conns int) []benchCase {
 	var cases []benchCase
 	for _, path := range []string{"/rw", "/untouched"} {
 		cases = append(cases, benchCase{
@@ -35,7 +35,7 @@ func sessionCases(servers []string, clients int, calls callCounter) []benchCase 
 			goroutines: clients,
 			calls:      calls,
 			impls: []impl{
-				{name: "memkit", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return memkitSessions(servers) })},
+				{name: "memkit", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return memkitSessions(servers, conns) })},
 				{name: "scs", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return scsSessions(servers, clients) })},
 				{name: "gorilla", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return gorillaSessions(servers, clients) })},
 			},
@@ -55,12 +55,8 @@ func untouched(w http.ResponseWriter, r *http.Request) {
 
 // memkitSessions serves /rw and /untouched under middleware.Session with a
 // memcached store on memclient.
-func memkitSessions(servers []string) (http.Handler, func(), error) {
-	cfg := memclient.Config{}
-	for _, a := range servers {
-		cfg.Servers = append(cfg.Servers, memclient.Server{Addr: a})
-	}
-	c, err := memclient.NewFromConfig(cfg)
+func memkitSessions(servers []string, conns int) (http.Handler, func(), error) {
+	c, err := memclient.NewFromConfig(memkitOpts{conns: conns}.config(servers))
 	if err != nil {
 		return nil, nil, err
 	}
