@@ -84,7 +84,7 @@ type report struct {
 func main() {
 	var cfg config
 	var only, implRe, cpuprofile string
-	flag.IntVar(&cfg.rounds, "rounds", DefaultRounds, "timed runs of each implementation per benchmark, interleaved A B A B; medians are reported")
+	flag.IntVar(&cfg.rounds, "rounds", DefaultRounds, "timed runs of each implementation per benchmark, interleaved (A B, B A, A B ...); medians are reported")
 	flag.DurationVar(&cfg.duration, "duration", DefaultDuration, "length of one timed run")
 	flag.DurationVar(&cfg.warmup, "warmup", DefaultWarmup, "untimed run of each implementation before the timed ones")
 	flag.DurationVar(&cfg.serialDuration, "serial-duration", DefaultSerialDuration, "length of one serializer run")
