@@ -51,7 +51,7 @@ func getOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Durati
 	var zero T
 	k, err := c.Key(ctx, key)
 	if err != nil {
-		if errors.Is(err, memclient.ErrMalformedKey) || ctx.Err() != nil {
+		if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
 			return zero, err
 		}
 		c.sh.stats.errors.Add(1) // namespace generation unreadable: no cache
@@ -196,8 +196,8 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 	for {
 		st, err := c.lookup(ctx, k, l.ttl)
 		if err != nil {
-			if ctx.Err() != nil {
-				return outcome{}, ctx.Err()
+			if ctxEnded(ctx, err) {
+				return outcome{}, err
 			}
 			c.sh.stats.errors.Add(1)
 			c.sh.stats.misses.Add(1)
@@ -268,6 +268,20 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 		}
 		backoff = min(2*backoff, pollMax)
 	}
+}
+
+// ctxEnded reports whether err comes from the end of ctx rather than from
+// memcached: ctx is done, or err is a timeout at ctx's deadline (the
+// client's timer for it may fire a moment before ctx.Err is set).
+func ctxEnded(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 5*time.Millisecond
 }
 
 // lookup reads k with a lease (meta protocol) or a lock (text protocol).

@@ -413,7 +413,7 @@ func TestLeaseWaitBounded(t *testing.T) {
 		cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		defer cancel()
 		_, err = objcache.GetOrLoad(cctx, slow, "stuck2", 0, func(context.Context) (string, error) { return "x", nil })
-		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, context.DeadlineExceeded, "stats: %+v", slow.Stats())
 	})
 }
 
