@@ -2,6 +2,7 @@ package objcache_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -347,4 +348,46 @@ func TestNamespaceTTLCachesGeneration(t *testing.T) {
 	require.NoError(t, ns.InvalidateNamespace(ctx))
 	_, err = objcache.Get[int](ctx, ns, "k")
 	require.ErrorIs(t, err, objcache.ErrCacheMiss)
+}
+
+// Over a 3-server cluster, keys, generation keys and lock keys land on
+// different servers; everything still works together.
+func TestCluster(t *testing.T) {
+	leakcheck.Check(t)
+	srvs := memcachetest.StartN(t, 3, memcachetest.Options{})
+	for _, proto := range protocols {
+		t.Run(proto.String(), func(t *testing.T) {
+			ctx := context.Background()
+			servers := make([]memclient.Server, len(srvs))
+			for i, s := range srvs {
+				servers[i] = memclient.Server{Addr: s.Addr}
+			}
+			cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers, Protocol: proto})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = cl.Close() })
+			c, err := objcache.New(cl, objcache.Options{Prefix: proto.String() + ":"})
+			require.NoError(t, err)
+			ns := c.Namespace("catalogue")
+
+			loads := 0
+			for i := range 30 {
+				key := fmt.Sprintf("item%d", i)
+				for range 2 {
+					v, err := objcache.GetOrLoad(ctx, ns, key, 0, func(context.Context) (int, error) {
+						loads++
+						return i, nil
+					})
+					require.NoError(t, err)
+					assert.Equal(t, i, v)
+				}
+			}
+			assert.Equal(t, 30, loads)
+
+			require.NoError(t, ns.InvalidateNamespace(ctx))
+			for i := range 30 {
+				_, err := objcache.Get[int](ctx, ns, fmt.Sprintf("item%d", i))
+				require.ErrorIs(t, err, objcache.ErrCacheMiss)
+			}
+		})
+	}
 }
