@@ -328,6 +328,11 @@ type recorder struct {
 	finished     bool
 }
 
+var (
+	_ http.ResponseWriter = (*recorder)(nil)
+	_ http.Flusher        = (*recorder)(nil)
+)
+
 func (r *recorder) Header() http.Header {
 	if r.streaming {
 		return r.w.Header()
