@@ -184,7 +184,7 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 		case <-ctx.Done():
 			err = ctxError(c.srv.addr, ctx.Err())
 		case <-timeout:
-			err = &timeoutError{addr: c.srv.addr}
+			err = deadlineError(ctx, deadline, c.srv.addr)
 		}
 		timer.Stop()
 		if err != nil {
@@ -295,7 +295,7 @@ func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (aband
 	case <-ctx.Done():
 		err = ctxError(c.srv.addr, ctx.Err())
 	case <-timeout:
-		err = &timeoutError{addr: c.srv.addr}
+		err = deadlineError(ctx, deadline, c.srv.addr)
 	}
 	r.timer.Stop()
 	return r.abandon(err)
@@ -333,7 +333,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 					return ctxError(c.srv.addr, err)
 				}
 				if !time.Now().Before(deadline) {
-					return &timeoutError{addr: c.srv.addr}
+					return deadlineError(ctx, deadline, c.srv.addr)
 				}
 				// A deadline left by an earlier reader's cancellation.
 				_ = c.nc.SetReadDeadline(deadline)

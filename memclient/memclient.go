@@ -263,18 +263,25 @@ func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.
 		}
 	}
 	if firstErr != nil {
-		if isTimeout(firstErr) && ctx.Err() == nil {
+		if isTimeout(firstErr) || errors.Is(firstErr, context.DeadlineExceeded) {
 			s.timeouts.Add(1)
-			// A connection that answered nothing since our request went
-			// out is stuck (a frozen or unreachable server): replace it.
-			if cn.stuckSince(sentAt) {
-				cn.fail(firstErr)
+			// A connection that answered nothing for a while since our
+			// request went out is stuck (a frozen or unreachable server):
+			// replace it, which counts against the server. A short caller
+			// deadline on a busy server is not evidence of that.
+			waited := time.Duration(time.Now().UnixNano() - sentAt)
+			if cn.stuckSince(sentAt) && waited >= min(c.cfg.timeout(), stuckAfter) {
+				cn.fail(&timeoutError{addr: s.addr})
 			}
 		}
 		return firstErr
 	}
 	return nil
 }
+
+// stuckAfter is how long a connection may answer nothing while a request
+// waits on it before it counts as stuck (or Config.Timeout, if shorter).
+const stuckAfter = 100 * time.Millisecond
 
 func isTimeout(err error) bool {
 	var te *timeoutError

@@ -121,6 +121,16 @@ func (r *request) abandon(err error) (abandoned bool, _ error) {
 	return false, nil
 }
 
+// deadlineError is the error for a wait that reached deadline: the
+// context's own error when deadline is the context's (our timer may fire a
+// moment before ctx.Done), else a timeoutError for Config.Timeout.
+func deadlineError(ctx context.Context, deadline time.Time, addr string) error {
+	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
+		return ctxError(addr, context.DeadlineExceeded)
+	}
+	return &timeoutError{addr: addr}
+}
+
 // timeoutError is returned when Config.Timeout expires before the reply.
 // It matches context.DeadlineExceeded and reports Timeout() true.
 type timeoutError struct{ addr string }

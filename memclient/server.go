@@ -248,6 +248,7 @@ type ServerStatus struct {
 	Up        bool
 	DownSince time.Time // zero when up
 	LastError string    // the last failure, if any
+	Conns     int       // open connections
 	Requests  uint64    // requests sent
 	Errors    uint64    // connection failures and error replies
 	Timeouts  uint64    // requests that timed out
@@ -267,6 +268,11 @@ func (s *server) status() ServerStatus {
 	}
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()
+	}
+	for i := range s.slots {
+		if c := s.slots[i].c.Load(); c != nil && !c.dead.Load() {
+			st.Conns++
+		}
 	}
 	return st
 }
