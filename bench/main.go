@@ -72,6 +72,10 @@ type caseResult struct {
 	name    string
 	impls   []string
 	results []result
+	// ratios[i] is the median over rounds of memkit's ops/s divided by
+	// impl i's in the same round (a paired comparison: both ran within a
+	// second of each other); 0 for memkit itself or when unknown.
+	ratios []float64
 }
 
 // report is everything one run measured.
@@ -268,8 +272,27 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 	for _, l := range lives {
 		cr.impls = append(cr.impls, l.name)
 		cr.results = append(cr.results, summarize(l.samples, l.calls))
+		cr.ratios = append(cr.ratios, pairedRatio(lives[0].samples, l.samples))
+	}
+	if lives[0].name != "memkit" {
+		clear(cr.ratios) // memkit was filtered out (-impl): nothing to pair with
 	}
 	return cr, nil
+}
+
+// pairedRatio is the median over rounds of mk's ops/s over peer's in the
+// same round; 0 when mk and peer are the same samples or none pair up.
+func pairedRatio(mk, peer []sample) float64 {
+	if len(mk) == 0 || &mk[0] == &peer[0] {
+		return 0
+	}
+	var rs []float64
+	for i := 0; i < len(mk) && i < len(peer); i++ {
+		if p := peer[i].opsPerSec(); p > 0 {
+			rs = append(rs, mk[i].opsPerSec()/p)
+		}
+	}
+	return medianOf(rs)
 }
 
 func machine(memcachedBin string) string {

@@ -62,6 +62,11 @@ func TestSmoke(t *testing.T) {
 	for _, cr := range rep.cases {
 		got = append(got, cr.name)
 		require.Equal(t, "memkit", cr.impls[0], cr.name)
+		require.Len(t, cr.ratios, len(cr.impls))
+		assert.Zero(t, cr.ratios[0])
+		for i := 1; i < len(cr.ratios); i++ {
+			assert.Positive(t, cr.ratios[i], "%s memkit/%s", cr.name, cr.impls[i])
+		}
 		for i, r := range cr.results {
 			assert.Positive(t, r.ops, "%s %s", cr.name, cr.impls[i])
 			assert.Zero(t, r.errs, "%s %s: %v", cr.name, cr.impls[i], r.firstErr)
@@ -129,6 +134,7 @@ func TestOnlyAndImplFilters(t *testing.T) {
 	require.Len(t, rep.cases, 1)
 	assert.Equal(t, "get/1g/100B/3srv", rep.cases[0].name)
 	assert.Equal(t, []string{"memkit"}, rep.cases[0].impls)
+	assert.Equal(t, []float64{0}, rep.cases[0].ratios)
 	assert.Equal(t, 3*20, rep.cases[0].results[0].ops, "three rounds of max-ops each")
 	assert.Empty(t, rep.serial, "-only excludes the serializer")
 }
@@ -202,4 +208,21 @@ func TestSummarize(t *testing.T) {
 	assert.Equal(t, 2, r.errs)
 	assert.Equal(t, -1.0, summarize(samples, nil).callsPerOp)
 	assert.Equal(t, 2.5, medianOf([]float64{4, 1, 3, 2}))
+}
+
+func TestPairedRatio(t *testing.T) {
+	at := func(ops ...int) []sample {
+		var s []sample
+		for _, n := range ops {
+			s = append(s, sample{ops: n, elapsed: time.Second})
+		}
+		return s
+	}
+	// Load changes between rounds; within a round memkit does twice as
+	// much, except in one outlier round.
+	mk, peer := at(200, 2000, 50, 90), at(100, 1000, 25, 90)
+	assert.Equal(t, 2.0, pairedRatio(mk, peer))
+	assert.Equal(t, 0.0, pairedRatio(mk, mk), "memkit against itself")
+	assert.Equal(t, 0.0, pairedRatio(nil, peer))
+	assert.Equal(t, 0.0, pairedRatio(mk, at(0, 0)), "no round with a peer throughput")
 }

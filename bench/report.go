@@ -20,11 +20,10 @@ type target struct {
 
 func ratioTarget(desc, cases, peer string, min float64) target {
 	return target{desc: desc, cases: regexp.MustCompile(cases), check: func(cr caseResult) (string, bool, bool) {
-		mk, p := cr.find("memkit"), cr.find(peer)
-		if mk == nil || p == nil || p.opsPerSec == 0 {
+		mk, p, r := cr.find("memkit"), cr.find(peer), cr.ratio(peer)
+		if mk == nil || p == nil || r == 0 {
 			return "", false, false
 		}
-		r := mk.opsPerSec / p.opsPerSec
 		got := fmt.Sprintf("%.2fx %s", r, peer)
 		if c := mk.cpuRatio(p); c > 0 {
 			got += fmt.Sprintf(" (per CPU-second: %.2fx)", c)
@@ -63,6 +62,16 @@ func (r *result) cpuRatio(peer *result) float64 {
 		return 0
 	}
 	return float64(theirs) / float64(mine)
+}
+
+// ratio is the paired memkit/peer ops/s ratio; 0 if unknown.
+func (cr caseResult) ratio(peer string) float64 {
+	for i, n := range cr.impls {
+		if n == peer && i < len(cr.ratios) {
+			return cr.ratios[i]
+		}
+	}
+	return 0
 }
 
 func (cr caseResult) find(name string) *result {
@@ -110,8 +119,8 @@ func printReport(w io.Writer, rep *report) {
 			for i, name := range cr.impls {
 				r := cr.results[i]
 				ratio, cpuRatio := "", ""
-				if name != "memkit" && mk != nil && r.opsPerSec > 0 {
-					ratio = fmt.Sprintf("%.2fx", mk.opsPerSec/r.opsPerSec)
+				if pr := cr.ratio(name); name != "memkit" && mk != nil && pr > 0 {
+					ratio = fmt.Sprintf("%.2fx", pr)
 					if c := mk.cpuRatio(&r); c > 0 {
 						cpuRatio = fmt.Sprintf("%.2fx", c)
 					}
