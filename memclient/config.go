@@ -193,6 +193,24 @@ func ParseServer(s string) (Server, error) {
 	return Server{Addr: addr, Weight: weight}, nil
 }
 
+// ParseServers parses a comma-separated list of servers as ParseServer
+// takes them, as a -memcached flag gives them: "a:11211,b:11211:2". Blank
+// entries are skipped; an empty list gives no servers.
+func ParseServers(list string) ([]Server, error) {
+	var out []Server
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		s, err := ParseServer(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 func splitHostPort(addr string) (host, port string, ok bool) {
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {

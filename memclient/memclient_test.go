@@ -607,3 +607,29 @@ func TestConnectionSpill(t *testing.T) {
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, cur, n)
 }
+
+func TestParseServers(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []memclient.Server
+		err  bool
+	}{
+		{in: "", want: nil},
+		{in: "127.0.0.1:1,127.0.0.1:2:3", want: []memclient.Server{{Addr: "127.0.0.1:1", Weight: 1}, {Addr: "127.0.0.1:2", Weight: 3}}},
+		{in: " 127.0.0.1:5 , ", want: []memclient.Server{{Addr: "127.0.0.1:5", Weight: 1}}},
+		{in: "[::1]:11211:2", want: []memclient.Server{{Addr: "[::1]:11211", Weight: 2}}},
+		{in: "nohost", err: true},
+		{in: "127.0.0.1:1:x", err: true},
+		{in: "127.0.0.1:1,bad", err: true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := memclient.ParseServers(tc.in)
+			if tc.err {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}

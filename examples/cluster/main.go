@@ -50,7 +50,7 @@ func main() {
 }
 
 func run(ctx context.Context, w io.Writer, list string, n int) error {
-	servers, err := parseServers(list)
+	servers, err := memclient.ParseServers(list)
 	if err != nil {
 		return err
 	}
@@ -179,22 +179,6 @@ func weight(s memclient.Server) int {
 		return 1
 	}
 	return s.Weight
-}
-
-// parseServers parses "host:port[:weight],...". Empty means none.
-func parseServers(list string) ([]memclient.Server, error) {
-	var out []memclient.Server
-	for _, f := range strings.Split(list, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		s, err := memclient.ParseServer(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 // launch starts one temporary memcached per weight on a free loopback port.

@@ -79,27 +79,3 @@ func TestRunPrintsBothDistributions(t *testing.T) {
 		assert.Equal(t, 2, bytes.Count(out.Bytes(), []byte(srv.Addr)), "each server in both tables")
 	}
 }
-
-func TestParseServers(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want []memclient.Server
-		err  bool
-	}{
-		{in: "", want: nil},
-		{in: "127.0.0.1:1,127.0.0.1:2:3", want: []memclient.Server{{Addr: "127.0.0.1:1", Weight: 1}, {Addr: "127.0.0.1:2", Weight: 3}}},
-		{in: " 127.0.0.1:5 , ", want: []memclient.Server{{Addr: "127.0.0.1:5", Weight: 1}}},
-		{in: "nohost", err: true},
-		{in: "127.0.0.1:1:x", err: true},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseServers(tc.in)
-			if tc.err {
-				require.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
-}

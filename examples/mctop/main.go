@@ -31,7 +31,7 @@ func main() {
 	interval := flag.Duration("interval", time.Second, "refresh interval")
 	once := flag.Bool("once", false, "print one frame and exit")
 	flag.Parse()
-	list, err := parseServers(*servers)
+	list, err := memclient.ParseServers(*servers)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mctop:", err)
 		os.Exit(2)
@@ -232,20 +232,4 @@ func size(b uint64) string {
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-// parseServers parses "host:port[:weight],...". Empty means none.
-func parseServers(list string) ([]memclient.Server, error) {
-	var out []memclient.Server
-	for _, f := range strings.Split(list, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		s, err := memclient.ParseServer(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }

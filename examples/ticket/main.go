@@ -28,7 +28,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -56,7 +55,7 @@ func main() {
 }
 
 func run(ctx context.Context, w io.Writer, list string, buyers, sales int) error {
-	servers, err := parseServers(list)
+	servers, err := memclient.ParseServers(list)
 	if err != nil {
 		return err
 	}
@@ -159,22 +158,6 @@ func race(ctx context.Context, servers []memclient.Server, buyers, sales int) (r
 		_ = caches[0].Delete(ctx, k)
 	}
 	return res, nil
-}
-
-// parseServers parses "host:port[:weight],...". Empty means none.
-func parseServers(list string) ([]memclient.Server, error) {
-	var out []memclient.Server
-	for _, f := range strings.Split(list, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		s, err := memclient.ParseServer(f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, nil
 }
 
 func randomHex(n int) string {

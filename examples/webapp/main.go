@@ -36,7 +36,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -84,16 +83,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (st
 		return "", config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg := config{DBPath: *db, SecureCookie: *secure}
-	for _, f := range strings.Split(*servers, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		s, err := memclient.ParseServer(f)
-		if err != nil {
-			return "", config{}, err
-		}
-		cfg.Memcached.Servers = append(cfg.Memcached.Servers, s)
+	list, err := memclient.ParseServers(*servers)
+	if err != nil {
+		return "", config{}, err
 	}
+	cfg.Memcached.Servers = list
 	switch *dist {
 	case "ketama":
 		cfg.Memcached.Distribution = memclient.DistributionKetama
