@@ -119,6 +119,7 @@ func TestSmoke(t *testing.T) {
 
 	var out bytes.Buffer
 	printReport(&out, rep)
+	assert.NotRegexp(t, `(?m) $`, out.String(), "no trailing blanks")
 	for _, s := range []string{"memkit/peer", "targets:", "get/64g/100B/1srv", "gomemcache", "scs", "gorilla", "msgpack+zstd", "50 DB rows", "reads/writes per op", "CPU/op"} {
 		assert.Contains(t, out.String(), s)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"regexp"
@@ -108,8 +109,21 @@ func fmtRate(v float64) string {
 }
 
 // printReport prints the comparison table, the targets and the serializer
-// table.
+// table, without trailing blanks.
 func printReport(w io.Writer, rep *report) {
+	var buf bytes.Buffer
+	writeReport(&buf, rep)
+	for _, line := range strings.SplitAfter(buf.String(), "\n") {
+		nl := strings.HasSuffix(line, "\n")
+		line = strings.TrimRight(line, " \n")
+		if nl {
+			line += "\n"
+		}
+		io.WriteString(w, line)
+	}
+}
+
+func writeReport(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "machine: %s\n\n", rep.machine)
 	if len(rep.cases) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
