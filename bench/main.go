@@ -232,6 +232,9 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 		}
 		lives = append(lives, l)
 	}
+	if len(lives) == 0 {
+		return nil, nil // -impl matched none of them
+	}
 	for _, l := range lives {
 		pprof.Do(ctx, l.labels, func(ctx context.Context) {
 			runOp(ctx, bc.goroutines, cfg.warmup, cfg.maxOps, l.op, nil)
@@ -283,7 +286,7 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 // pairedRatio is the median over rounds of mk's ops/s over peer's in the
 // same round; 0 when mk and peer are the same samples or none pair up.
 func pairedRatio(mk, peer []sample) float64 {
-	if len(mk) == 0 || &mk[0] == &peer[0] {
+	if len(mk) == 0 || len(peer) == 0 || &mk[0] == &peer[0] {
 		return 0
 	}
 	var rs []float64

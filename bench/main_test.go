@@ -140,6 +140,15 @@ func TestOnlyAndImplFilters(t *testing.T) {
 	assert.Empty(t, rep.serial, "-only excludes the serializer")
 }
 
+func TestImplMatchingNothing(t *testing.T) {
+	needMemcached(t)
+	cfg := config{rounds: 1, duration: time.Second, warmup: time.Millisecond, maxOps: 5, clients: 2}
+	require.NoError(t, cfg.compile(`^get/1g/100B|^session/untouched`, `^nothing$`))
+	rep, err := run(context.Background(), cfg, io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, rep.cases)
+}
+
 func TestCancelStopsRun(t *testing.T) {
 	needMemcached(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -225,5 +234,6 @@ func TestPairedRatio(t *testing.T) {
 	assert.Equal(t, 2.0, pairedRatio(mk, peer))
 	assert.Equal(t, 0.0, pairedRatio(mk, mk), "memkit against itself")
 	assert.Equal(t, 0.0, pairedRatio(nil, peer))
+	assert.Equal(t, 0.0, pairedRatio(mk, nil))
 	assert.Equal(t, 0.0, pairedRatio(mk, at(0, 0)), "no round with a peer throughput")
 }
