@@ -155,7 +155,7 @@ func writeReport(w io.Writer, rep *report) {
 				if i > 0 {
 					label = ""
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%d\t%s\t%s\t\n",
 					label, name, fmtRate(r.opsPerSec), fmtDur(r.p50), fmtDur(r.p99), r.allocsPerOp, sys, cpu, calls, r.errs, ratio, cpuRatio)
 			}
 		}
