@@ -110,3 +110,21 @@ func BenchmarkGetParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetCancelCtx is Get with a cancellable context, as in an HTTP
+// handler: it must not cost more allocations than with Background.
+func BenchmarkGetCancelCtx(b *testing.B) {
+	c := benchClient(b, memclient.ProtocolMeta)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.Set(ctx, &memclient.Item{Key: "bench", Value: make([]byte, 100)}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.Get(ctx, "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -633,3 +633,35 @@ func TestParseServers(t *testing.T) {
 		})
 	}
 }
+
+// TestCancelWhileReading: cancelling a context with no deadline ends a
+// call blocked reading from a frozen server with context.Canceled, long
+// before Config.Timeout.
+func TestCancelWhileReading(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	c := newClient(t, srv, modes[0], func(cfg *memclient.Config) {
+		cfg.Timeout = time.Minute
+		cfg.FailureThreshold = 1000
+	})
+	require.NoError(t, c.Set(ctxT(t), &memclient.Item{Key: "k", Value: []byte("v")}))
+	sent := c.ServerStatus()[0].Requests
+	srv.Freeze()
+	defer srv.Resume()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Get(ctx, "k")
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return c.ServerStatus()[0].Requests > sent }, 10*time.Second, time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.Canceled)
+		assert.Contains(t, err.Error(), srv.Addr)
+	case <-time.After(30 * time.Second): // far below Timeout: only a hang gets here
+		t.Fatal("Get did not return after its context was cancelled")
+	}
+}
