@@ -39,10 +39,12 @@ type conn struct {
 	closed   bool
 	err      error
 
-	lastRead atomic.Int64 // unix nanos of the last reply read
-	lastSend atomic.Int64 // unix nanos of the last write
-	weight   atomic.Int64 // sum of the weights of requests in flight
-	dead     atomic.Bool  // closed, readable without the lock
+	replies  atomic.Uint64 // replies read so far
+	lastSend atomic.Int64  // unix nanos of the last write
+	wdl      int64         // write deadline set, unix nanos; guarded by the write slot
+	rdl      int64         // read deadline set, unix nanos (0: none); guarded by the read slot
+	weight   atomic.Int64  // sum of the weights of requests in flight
+	dead     atomic.Bool   // closed, readable without the lock
 }
 
 // cancelPoll is how often a caller blocked reading replies for a
@@ -86,7 +88,7 @@ func (c *conn) usable(now int64) bool {
 	}
 	// The last reader's deadline may have passed; an expired deadline
 	// would fail the peek before it looks.
-	_ = c.nc.SetReadDeadline(time.Time{})
+	c.setReadDeadline(time.Time{})
 	if c.br.Buffered() == 0 && !peerClosed(c.nc) {
 		c.lastSend.Store(now) // alive; check again after another idle spell
 		return true
@@ -142,7 +144,6 @@ func (s *server) dial(ctx context.Context) (*conn, error) {
 			return nil, err
 		}
 	}
-	c.lastRead.Store(time.Now().UnixNano())
 	c.lastSend.Store(time.Now().UnixNano())
 	return c, nil
 }
@@ -173,7 +174,7 @@ func (c *conn) auth(ctx context.Context, user, pass string) error {
 // that call's requests that the reader will answer, if the write slot is
 // not obtained in time or the connection is closed. A write error closes
 // the connection and fails every request in flight, reqs included.
-func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, reqs ...*request) error {
+func (c *conn) send(ctx context.Context, t, deadline time.Time, timer *time.Timer, reqs ...*request) error {
 	c.writers.Add(1)
 	select {
 	case c.wsem <- struct{}{}:
@@ -212,12 +213,14 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 		c.finishWrite()
 		return err
 	}
-	now := time.Now().UnixNano()
+	now := t.UnixNano()
 	c.lastSend.Store(now)
 	busy := c.head < len(c.inflight)
+	seen := c.replies.Load()
 	var w int64
 	for _, r := range reqs {
 		r.sentAt = now
+		r.seen = seen
 		r.weight = r.cost()
 		w += r.weight
 		c.inflight = append(c.inflight, r)
@@ -225,11 +228,15 @@ func (c *conn) send(ctx context.Context, deadline time.Time, timer *time.Timer, 
 	c.weight.Add(w)
 	c.mu.Unlock()
 
-	wd := time.Now().Add(c.srv.cfg.timeout())
-	if !deadline.IsZero() && deadline.After(wd) {
-		wd = deadline
+	// The write deadline only keeps a write from blocking forever on a
+	// server that stopped reading; it need not be exact, so it is moved
+	// (a runtime timer update) only when less than half a Timeout is left.
+	timeout := int64(c.srv.cfg.timeout())
+	if c.wdl < now+timeout/2 {
+		wd := max(now+timeout, deadline.UnixNano())
+		_ = c.nc.SetWriteDeadline(time.Unix(0, wd))
+		c.wdl = wd
 	}
-	_ = c.nc.SetWriteDeadline(wd)
 	var err error
 	for _, r := range reqs {
 		if err = c.proto.encode(c.bw, r); err != nil {
@@ -334,7 +341,7 @@ func (c *conn) readFor(ctx context.Context, deadline time.Time, r *request) (boo
 // connection, which fails r.
 func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) error {
 	cancellable := ctx.Done() != nil
-	_ = c.nc.SetReadDeadline(deadline)
+	c.keepReadDeadline(deadline)
 	sliced := false // the read deadline is a cancelPoll slice, not deadline
 	for r.state.Load() == reqPending {
 		if cancellable && c.br.Buffered() == 0 {
@@ -342,7 +349,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			// interrupt without an allocation per read (context.AfterFunc):
 			// wake every cancelPoll to look at it instead.
 			if d := time.Now().Add(cancelPoll); d.Before(deadline) {
-				_ = c.nc.SetReadDeadline(d)
+				c.setReadDeadline(d)
 				sliced = true
 			}
 		}
@@ -357,7 +364,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 					return deadlineError(ctx, deadline, c.srv.addr)
 				}
 				if !sliced {
-					_ = c.nc.SetReadDeadline(deadline)
+					c.setReadDeadline(deadline)
 				}
 				continue
 			}
@@ -366,7 +373,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		}
 		if sliced {
 			// A reply has begun: read it whole under the real deadline.
-			_ = c.nc.SetReadDeadline(deadline)
+			c.setReadDeadline(deadline)
 			sliced = false
 		}
 		c.mu.Lock()
@@ -394,7 +401,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			c.fail(err)
 			return nil
 		}
-		c.lastRead.Store(time.Now().UnixNano())
+		c.replies.Add(1)
 		c.weight.Add(-h.weight)
 		c.srv.noteSuccess()
 		h.complete()
@@ -440,10 +447,28 @@ func (c *conn) isClosed() bool {
 	return c.closed
 }
 
-// stuckSince reports whether no reply has been read since before t: the
-// connection then made no progress while a request waited on it.
-func (c *conn) stuckSince(t int64) bool {
-	return c.lastRead.Load() < t
+// setReadDeadline sets the read deadline. The caller holds the read slot.
+func (c *conn) setReadDeadline(t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	if t.IsZero() {
+		c.rdl = 0
+	} else {
+		c.rdl = t.UnixNano()
+	}
+}
+
+// keepReadDeadline sets the read deadline to d unless the one set is
+// already within a few milliseconds of it: readers in a burst have nearly
+// the same deadline, and moving it is a runtime timer update. One a little
+// early at worst wakes the reader, who sets its own and reads on; one a
+// little late lets it overrun by under a millisecond. The caller holds the
+// read slot.
+func (c *conn) keepReadDeadline(d time.Time) {
+	want := d.UnixNano()
+	if c.rdl != 0 && c.rdl >= want-int64(2*time.Millisecond) && c.rdl <= want+int64(time.Millisecond) {
+		return
+	}
+	c.setReadDeadline(d)
 }
 
 func trimCRLF(b []byte) string {

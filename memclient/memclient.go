@@ -208,13 +208,15 @@ func (c *Client) serverFor(key string) (*server, error) {
 	return t.servers[i], nil
 }
 
-// deadline is the earlier of ctx's deadline and now + Config.Timeout.
-func (c *Client) deadline(ctx context.Context) time.Time {
-	d := time.Now().Add(c.cfg.timeout())
-	if dl, ok := ctx.Deadline(); ok && dl.Before(d) {
-		return dl
+// times returns the time now and the call's deadline: the earlier of
+// ctx's deadline and now + Config.Timeout. One clock read serves the call.
+func (c *Client) times(ctx context.Context) (now, deadline time.Time) {
+	now = time.Now()
+	deadline = now.Add(c.cfg.timeout())
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
 	}
-	return d
+	return now, deadline
 }
 
 // roundTrip sends reqs to s on one connection and waits for all replies.
@@ -222,8 +224,8 @@ func (c *Client) deadline(ctx context.Context) time.Time {
 // (abandoned requests are recycled by the reader); the returned error is
 // a transport error (timeout, closed connection, down server) common to
 // all of them, or nil, in which case each request's err holds its result.
-func (c *Client) roundTrip(ctx context.Context, s *server, deadline time.Time, reqs []*request, abandoned []bool) error {
-	cn, err := c.start(ctx, s, deadline, reqs)
+func (c *Client) roundTrip(ctx context.Context, s *server, now, deadline time.Time, reqs []*request, abandoned []bool) error {
+	cn, err := c.start(ctx, s, now, deadline, reqs)
 	if err != nil {
 		return err
 	}
@@ -231,16 +233,16 @@ func (c *Client) roundTrip(ctx context.Context, s *server, deadline time.Time, r
 }
 
 // start writes reqs to a connection of s.
-func (c *Client) start(ctx context.Context, s *server, deadline time.Time, reqs []*request) (*conn, error) {
+func (c *Client) start(ctx context.Context, s *server, now, deadline time.Time, reqs []*request) (*conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, ctxError(s.addr, err)
 	}
-	cn, err := s.conn(ctx)
+	cn, err := s.conn(ctx, now)
 	if err != nil {
 		return nil, err
 	}
 	s.requests.Add(uint64(len(reqs)))
-	if err := cn.send(ctx, deadline, reqs[0].timer, reqs...); err != nil {
+	if err := cn.send(ctx, now, deadline, reqs[0].timer, reqs...); err != nil {
 		if isTimeout(err) {
 			s.timeouts.Add(1)
 		}
@@ -251,7 +253,7 @@ func (c *Client) start(ctx context.Context, s *server, deadline time.Time, reqs 
 
 // finish waits for the replies to reqs, sent on cn by start.
 func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.Time, reqs []*request, abandoned []bool) error {
-	sentAt := reqs[0].sentAt // ours to read until we wait
+	sentAt, seen := reqs[0].sentAt, reqs[0].seen // ours to read until we wait
 	var firstErr error
 	// Replies come in order: whoever reads for the last request completes
 	// the earlier ones on the way.
@@ -270,7 +272,7 @@ func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.
 			// replace it, which counts against the server. A short caller
 			// deadline on a busy server is not evidence of that.
 			waited := time.Duration(time.Now().UnixNano() - sentAt)
-			if cn.stuckSince(sentAt) && waited >= min(c.cfg.timeout(), stuckAfter) {
+			if cn.replies.Load() == seen && waited >= min(c.cfg.timeout(), stuckAfter) {
 				cn.fail(&timeoutError{addr: s.addr})
 			}
 		}
@@ -297,7 +299,8 @@ func (c *Client) do(ctx context.Context, r *request) (owned bool, err error) {
 	}
 	var ab [1]bool
 	reqs := [1]*request{r}
-	if err := c.roundTrip(ctx, s, c.deadline(ctx), reqs[:], ab[:]); err != nil {
+	now, deadline := c.times(ctx)
+	if err := c.roundTrip(ctx, s, now, deadline, reqs[:], ab[:]); err != nil {
 		return !ab[0], err
 	}
 	if r.err != nil {

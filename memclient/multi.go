@@ -104,10 +104,10 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 // runAll writes every batch, then waits for all of them: servers work in
 // parallel without a goroutine per server.
 func (c *Client) runAll(ctx context.Context, batches map[*server]*batch) {
-	deadline := c.deadline(ctx)
+	now, deadline := c.times(ctx)
 	for _, b := range batches {
 		b.ab = make([]bool, len(b.reqs))
-		b.cn, b.err = c.start(ctx, b.srv, deadline, b.reqs)
+		b.cn, b.err = c.start(ctx, b.srv, now, deadline, b.reqs)
 	}
 	for _, b := range batches {
 		if b.err == nil {

@@ -63,8 +63,9 @@ type request struct {
 	stats    map[string]string
 	err      error
 
-	sentAt int64 // unix nanos when written
-	weight int64 // cost() when written, for connection load
+	sentAt int64  // unix nanos when written
+	seen   uint64 // replies the connection had read when this was written
+	weight int64  // cost() when written, for connection load
 	state  atomic.Uint32
 	done   chan struct{} // capacity 1; signalled once per use
 	timer  *time.Timer

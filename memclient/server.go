@@ -60,8 +60,8 @@ const spillWeight = 64 << 10
 // conn returns the first live connection whose load is under spillWeight,
 // dialing the next slot when every open one is loaded, or the least loaded
 // one when all slots are open and loaded.
-func (s *server) conn(ctx context.Context) (*conn, error) {
-	now := time.Now().UnixNano()
+func (s *server) conn(ctx context.Context, t time.Time) (*conn, error) {
+	now := t.UnixNano()
 	var best *conn
 	for i := range s.slots {
 		sl := &s.slots[i]
@@ -210,8 +210,9 @@ func (s *server) probe(ctx context.Context) bool {
 	c, err := s.dial(ctx)
 	if err == nil {
 		req := getRequest(opNoop)
-		deadline := time.Now().Add(s.cfg.timeout())
-		if err = c.send(ctx, deadline, req.timer, req); err == nil {
+		now := time.Now()
+		deadline := now.Add(s.cfg.timeout())
+		if err = c.send(ctx, now, deadline, req.timer, req); err == nil {
 			var abandoned bool
 			abandoned, err = c.await(ctx, deadline, req)
 			if err == nil {
