@@ -228,15 +228,10 @@ func (c *conn) send(ctx context.Context, t, deadline time.Time, timer *time.Time
 	c.weight.Add(w)
 	c.mu.Unlock()
 
-	// The write deadline only keeps a write from blocking forever on a
-	// server that stopped reading; it need not be exact, so it is moved
-	// (a runtime timer update) only when less than half a Timeout is left.
-	timeout := int64(c.srv.cfg.timeout())
-	if c.wdl < now+timeout/2 {
-		wd := max(now+timeout, deadline.UnixNano())
-		_ = c.nc.SetWriteDeadline(time.Unix(0, wd))
-		c.wdl = wd
-	}
+	// A write blocked past this caller's deadline (a server that stopped
+	// reading, its socket buffers full) fails the connection rather than
+	// hold the caller.
+	c.keepWriteDeadline(deadline)
 	var err error
 	for _, r := range reqs {
 		if err = c.proto.encode(c.bw, r); err != nil {
@@ -455,6 +450,18 @@ func (c *conn) setReadDeadline(t time.Time) {
 	} else {
 		c.rdl = t.UnixNano()
 	}
+}
+
+// keepWriteDeadline sets the write deadline to d unless the one set is
+// already within a few milliseconds of it, as keepReadDeadline. The caller
+// holds the write slot.
+func (c *conn) keepWriteDeadline(d time.Time) {
+	want := d.UnixNano()
+	if c.wdl != 0 && c.wdl >= want-int64(2*time.Millisecond) && c.wdl <= want+int64(time.Millisecond) {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(d)
+	c.wdl = want
 }
 
 // keepReadDeadline sets the read deadline to d unless the one set is

@@ -273,13 +273,24 @@ func (c *Client) finish(ctx context.Context, s *server, cn *conn, deadline time.
 			// deadline on a busy server is not evidence of that.
 			waited := time.Duration(time.Now().UnixNano() - sentAt)
 			if cn.replies.Load() == seen && waited >= min(c.cfg.timeout(), stuckAfter) {
-				cn.fail(&timeoutError{addr: s.addr})
+				cn.fail(&stuckError{waited: waited})
 			}
 		}
 		return firstErr
 	}
 	return nil
 }
+
+// stuckError fails the requests on a connection found stuck. It reports
+// Timeout() true, but does not match context.DeadlineExceeded: their own
+// deadlines have not passed.
+type stuckError struct{ waited time.Duration }
+
+func (e *stuckError) Error() string {
+	return "connection stuck: no reply for " + e.waited.Round(time.Millisecond).String()
+}
+func (e *stuckError) Timeout() bool   { return true }
+func (e *stuckError) Temporary() bool { return true }
 
 // stuckAfter is how long a connection may answer nothing while a request
 // waits on it before it counts as stuck (or Config.Timeout, if shorter).

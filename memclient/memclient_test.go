@@ -506,7 +506,12 @@ func TestFrozenServer(t *testing.T) {
 			wg.Wait()
 			close(errs)
 			for err := range errs {
-				require.ErrorIs(t, err, context.DeadlineExceeded)
+				// Its own deadline, or the connection given up as stuck
+				// when the first deadline found it silent.
+				var te interface{ Timeout() bool }
+				require.ErrorAs(t, err, &te)
+				require.True(t, te.Timeout(), "%v", err)
+				require.Contains(t, err.Error(), srv.Addr)
 			}
 			srv.Resume()
 			for i := n - 1; i >= 0; i-- {
@@ -663,5 +668,50 @@ func TestCancelWhileReading(t *testing.T) {
 		assert.Contains(t, err.Error(), srv.Addr)
 	case <-time.After(30 * time.Second): // far below Timeout: only a hang gets here
 		t.Fatal("Get did not return after its context was cancelled")
+	}
+}
+
+// TestFrozenServerBlockedWrite: with a frozen server whose socket buffers
+// fill up, a caller stuck behind them returns at its own deadline, not when
+// callers with later deadlines (or Config.Timeout) give up.
+func TestFrozenServerBlockedWrite(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{MaxItemSize: "4m"})
+	c := newClient(t, srv, modes[0], func(cfg *memclient.Config) {
+		cfg.Timeout = time.Minute
+		cfg.MaxItemSize = 4 << 20
+		cfg.MaxConnsPerServer = 1 // every Set on one connection: its buffers fill
+		cfg.FailureThreshold = 1000
+	})
+	require.NoError(t, c.Set(ctxT(t), &memclient.Item{Key: "k", Value: []byte("v")}))
+	sent := c.ServerStatus()[0].Requests
+	srv.Freeze()
+	defer srv.Resume()
+
+	big := make([]byte, 3<<20)
+	long, cancelLong := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancelLong()
+	longDone := make(chan error, 7)
+	for g := 0; g < 7; g++ {
+		go func() {
+			longDone <- c.Set(long, &memclient.Item{Key: fmt.Sprint("big", g), Value: big})
+		}()
+	}
+	require.Eventually(t, func() bool { return c.ServerStatus()[0].Requests >= sent+7 }, 10*time.Second, time.Millisecond)
+
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.Set(short, &memclient.Item{Key: "short", Value: big}) }()
+	// The short caller must come back first: not when the connection is
+	// given up for the callers with ten times its deadline.
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case err := <-longDone:
+		t.Fatalf("a long caller returned (%v) before the short one, stuck behind a full connection", err)
+	}
+	for g := 0; g < 7; g++ {
+		require.Error(t, <-longDone) // failed with the stuck connection, or at their deadline
 	}
 }
