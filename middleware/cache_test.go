@@ -221,14 +221,32 @@ func TestResponseCacheVaryHeaders(t *testing.T) {
 func TestResponseCacheUncacheableNotShared(t *testing.T) {
 	leakcheck.Check(t)
 	addr := memcachetest.Start(t, memcachetest.Options{}).Addr
+	// A barrier instead of a sleep: each wave's handler answers only once
+	// all ten requests of its wave are inside the middleware.
+	waves := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	var arrived atomic.Int32
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user := r.Header.Get("X-User")
-		time.Sleep(20 * time.Millisecond) // let other requests arrive meanwhile
+		select {
+		case <-waves[user[1]-'0']:
+		case <-time.After(10 * time.Second):
+			t.Errorf("the requests of %s's wave never all arrived", user)
+		}
 		http.SetCookie(w, &http.Cookie{Name: "user", Value: user})
 		fmt.Fprintf(w, "hello %s", user)
 	})
 	c := rcCache(t, addr, memclient.ProtocolMeta, objcache.Options{})
-	srv := rcServer(t, c, middleware.CacheOptions{}, h)
+	cached := middleware.Cache(c, middleware.CacheOptions{StatusHeader: "X-Cache"})(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch arrived.Add(1) {
+		case 10:
+			close(waves[0])
+		case 20:
+			close(waves[1])
+		}
+		cached.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
 	var wg sync.WaitGroup
 	for wave := range 2 {
 		for i := range 10 {
