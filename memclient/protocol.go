@@ -283,15 +283,17 @@ type metaFlags struct {
 	win, stale, z bool
 }
 
+// cutToken splits b at its first space.
+func cutToken(b []byte) (tok, rest []byte) {
+	tok, rest, _ = bytes.Cut(b, []byte{' '})
+	return tok, rest
+}
+
 func parseMetaFlags(tokens []byte) (metaFlags, error) {
 	var f metaFlags
 	for len(tokens) > 0 {
 		var tok []byte
-		if i := bytes.IndexByte(tokens, ' '); i >= 0 {
-			tok, tokens = tokens[:i], tokens[i+1:]
-		} else {
-			tok, tokens = tokens, nil
-		}
+		tok, tokens = cutToken(tokens)
 		if len(tok) == 0 {
 			continue
 		}
@@ -358,12 +360,7 @@ func (metaProtocol) decode(br *bufio.Reader, r *request, addr string) error {
 			r.err = ErrCacheMiss
 			return nil
 		case "VA":
-			sizeTok := rest
-			if i := bytes.IndexByte(rest, ' '); i >= 0 {
-				sizeTok, rest = rest[:i], rest[i+1:]
-			} else {
-				rest = nil
-			}
+			sizeTok, rest := cutToken(rest)
 			size, ok := parseUint(sizeTok)
 			if !ok {
 				return fmt.Errorf("%w: %q", errBadReply, line)
@@ -420,10 +417,7 @@ func (metaProtocol) decode(br *bufio.Reader, r *request, addr string) error {
 	case opIncr, opDecr:
 		switch string(code) {
 		case "VA":
-			sizeTok := rest
-			if i := bytes.IndexByte(rest, ' '); i >= 0 {
-				sizeTok = rest[:i]
-			}
+			sizeTok, _ := cutToken(rest)
 			size, ok := parseUint(sizeTok)
 			if !ok || size > 20 {
 				return fmt.Errorf("%w: %q", errBadReply, line)
@@ -683,12 +677,7 @@ func readTextValue(br *bufio.Reader, r *request, line []byte) (*Item, error) {
 	var fields [6][]byte
 	n := 0
 	for rest := line; len(rest) > 0 && n < len(fields); n++ {
-		i := bytes.IndexByte(rest, ' ')
-		if i < 0 {
-			fields[n], rest = rest, nil
-		} else {
-			fields[n], rest = rest[:i], rest[i+1:]
-		}
+		fields[n], rest = cutToken(rest)
 	}
 	if n < 4 || n > 5 || !bytes.Equal(fields[0], []byte("VALUE")) {
 		return nil, fmt.Errorf("%w: %q", errBadReply, line)
