@@ -436,12 +436,6 @@ func (c *conn) fail(err error) {
 	c.srv.dropConn(c, cause)
 }
 
-func (c *conn) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
-}
-
 // setReadDeadline sets the read deadline. The caller holds the read slot.
 func (c *conn) setReadDeadline(t time.Time) {
 	_ = c.nc.SetReadDeadline(t)

@@ -30,8 +30,6 @@ const (
 	opNoop
 )
 
-func (op opcode) isStore() bool { return op >= opSet && op <= opCAS }
-
 // Request states: a request is pending until its reply is read (done) or
 // its caller gives up (abandoned). Whoever moves it out of pending second
 // cleans up: the reader recycles an abandoned request.

@@ -16,7 +16,6 @@ type server struct {
 	client *Client
 
 	slots []slot
-	next  atomic.Uint32 // round-robin slot cursor
 
 	// Health. failures counts consecutive failures; down is set once they
 	// reach the threshold.

@@ -106,7 +106,7 @@ func newApp(t *testing.T, st session.Store, o appOptions) *app {
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		s := sess(r)
 		if err := s.RenewID(r.Context()); err != nil {
-			http.Error(w, err.Error(), 503)
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		require.NoError(t, s.Set("user", r.FormValue("user")))
