@@ -271,8 +271,9 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 }
 
 // ctxEnded reports whether err comes from the end of ctx rather than from
-// memcached: ctx is done, or err is a timeout at ctx's deadline (the
-// client's timer for it may fire a moment before ctx.Err is set).
+// memcached: ctx is done, or err is a deadline error and ctx's deadline
+// has passed (a timer at that deadline may fire a moment before ctx.Err
+// is set).
 func ctxEnded(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return true
@@ -281,7 +282,7 @@ func ctxEnded(ctx context.Context, err error) bool {
 		return false
 	}
 	d, ok := ctx.Deadline()
-	return ok && time.Until(d) < 5*time.Millisecond
+	return ok && !time.Now().Before(d)
 }
 
 // lookup reads k with a lease (meta protocol) or a lock (text protocol).
