@@ -188,3 +188,7 @@ func (c *Client) GetLease(ctx context.Context, key string, opts LeaseOptions) (*
 func (c *Client) Invalidate(ctx context.Context, key string, ttl time.Duration) error {
 	return c.invalidate(ctx, key, ttl)
 }
+
+// Protocol returns the wire protocol the client speaks (Config.Protocol):
+// with ProtocolText, GetLease and Invalidate return ErrNotSupported.
+func (c *Client) Protocol() Protocol { return c.cfg.Protocol }
