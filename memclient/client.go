@@ -1,55 +1,213 @@
-// Package memclient is a memcached client: the meta protocol by default
-// (the classic text protocol as an option), concurrent requests pipelined
-// over one connection per server, consistent hashing over weighted servers
-// compatible with libmemcached and python-memcached, and failure handling
-// that fails fast on a dead server.
-//
-// It works the python-memcached way: Set, Get, Add, Replace, Append,
-// Prepend, GetMulti and SetMulti, Increment and Decrement, gets/cas through
-// Get and CompareAndSwap, Stats. Every call takes a context first and
-// returns no later than its deadline or Config.Timeout, whichever comes
-// first.
-//
-// # Keys and values
-//
-// Keys are 1 to 250 bytes with no space, control character or DEL (UTF-8 is
-// fine); anything else fails with ErrMalformedKey before a byte is written,
-// so no key can inject protocol. Values over Config.MaxItemSize fail with
-// ErrValueTooLarge, as do values the server refuses as too large. Item
-// flags are opaque here; package serializer gives them a meaning.
-//
-// # Pipelining
-//
-// A connection has no goroutine of its own. Callers write their requests
-// under a write slot; one that sees others active on the connection lets
-// them queue behind it, and the last flushes the batch in one write.
-// Replies come back in order and are read by a waiting caller, which hands
-// each to its request until its own arrives: a lone caller writes and
-// reads like a blocking client, and under load one read(2) serves many
-// requests. A second connection to a server (up to MaxConnsPerServer) opens
-// only while large values or a very deep pipeline load the first. A caller
-// whose context ends abandons its request; its reply is read and dropped
-// later, so the connection stays in step. A connection that answers nothing
-// while requests wait on it is closed and replaced.
-//
-// # Failures
-//
-// Errors name the server. Timeouts match context.DeadlineExceeded (and
-// report Timeout() true when Config.Timeout, not the caller's deadline,
-// ran out); error lines from the server are *ServerError. A server that
-// fails Config.FailureThreshold times in a row (refused, reset or stuck
-// connections) is marked down: its keys fail at once with an error matching
-// ErrServerUnavailable until a background probe, retried with backoff,
-// finds it answering again. With Config.Failover its keys go to the next
-// live server instead. Multi-key calls return what the live servers had
-// together with a MultiError naming the keys that failed. ServerStatus
-// reports each server's health and counters.
 package memclient
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 )
+
+var (
+	// errServerDown fails requests in flight on the connections of a
+	// server being marked down; it matches ErrServerUnavailable.
+	errServerDown    = fmt.Errorf("marked down after repeated failures: %w", ErrServerUnavailable)
+	errClientClosing = errors.New("client closing")
+	errProbeDone     = errors.New("probe done")
+)
+
+// Client is a memcached client for one or more servers. It is safe for
+// concurrent use by multiple goroutines. Close it to release its
+// connections and goroutines.
+type Client struct {
+	cfg  Config
+	topo atomic.Pointer[topology]
+	now  func() time.Time // clock seam
+
+	// life ends when the client closes: it bounds the background work
+	// (dials, probes) that no caller's context does.
+	life context.Context
+	stop context.CancelFunc
+
+	mu      sync.Mutex // protects conns, closed, probing, and bg.Add
+	conns   map[*conn]struct{}
+	closed  bool
+	probing bool           // the prober goroutine runs
+	bg      sync.WaitGroup // background goroutines: the prober, shared dials
+	wake    chan struct{}  // capacity 1: a server went down
+}
+
+// topology is an immutable server list and its key distribution.
+type topology struct {
+	servers []*server
+	sel     selector
+}
+
+// New returns a client for servers given as "host:port" or
+// "host:port:weight", with keys spread by weighted ketama.
+func New(servers ...string) (*Client, error) {
+	cfg := Config{}
+	for _, s := range servers {
+		srv, err := ParseServer(s)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Servers = append(cfg.Servers, srv)
+	}
+	return NewFromConfig(cfg)
+}
+
+// NewFromConfig returns a client for cfg. Connections are made on first
+// use, so it does not fail for a server that is down.
+func NewFromConfig(cfg Config) (*Client, error) {
+	switch cfg.Protocol {
+	case ProtocolMeta, ProtocolText:
+	default:
+		return nil, fmt.Errorf("memclient: unknown protocol %v", cfg.Protocol)
+	}
+	if err := checkCredentials(cfg.Username, cfg.Password); err != nil {
+		return nil, err
+	}
+	cfg.Servers = append([]Server(nil), cfg.Servers...)
+	c := &Client{
+		cfg:   cfg,
+		now:   time.Now,
+		conns: make(map[*conn]struct{}),
+		wake:  make(chan struct{}, 1),
+	}
+	c.life, c.stop = context.WithCancel(context.Background())
+	if err := c.SetServers(cfg.Servers...); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+// SetServers replaces the server list. Connections to servers that stay
+// are kept; those to removed servers are closed.
+func (c *Client) SetServers(servers ...Server) error {
+	for i, s := range servers {
+		if _, err := ParseServer(s.Addr); err != nil {
+			return err
+		}
+		if s.Weight < 0 {
+			return fmt.Errorf("memclient: negative weight for %s", s.Addr)
+		}
+		for _, o := range servers[:i] {
+			if o.Addr == s.Addr {
+				return fmt.Errorf("memclient: server %s listed twice", s.Addr)
+			}
+		}
+	}
+	var sel selector
+	if len(servers) > 0 {
+		var err error
+		if sel, err = newSelector(c.cfg.Distribution, servers); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	old := c.topo.Load()
+	byAddr := make(map[string]*server)
+	if old != nil {
+		for _, s := range old.servers {
+			byAddr[s.addr] = s
+		}
+	}
+	t := &topology{sel: sel}
+	for _, s := range servers {
+		srv := byAddr[s.Addr]
+		if srv != nil && srv.weight == s.weight() {
+			delete(byAddr, s.Addr)
+		} else {
+			srv = newServer(c, s)
+		}
+		t.servers = append(t.servers, srv)
+	}
+	c.topo.Store(t)
+	for _, gone := range byAddr {
+		go gone.closeAll(errClientClosing) // not under c.mu: fail takes it via untrack
+	}
+	return nil
+}
+
+// ServerStatus returns the health and counters of every server, in
+// configuration order.
+func (c *Client) ServerStatus() []ServerStatus {
+	t := c.topo.Load()
+	out := make([]ServerStatus, len(t.servers))
+	for i, s := range t.servers {
+		out[i] = s.status()
+	}
+	return out
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// track records an open connection so that Close can close it; it
+// reports false, tracking nothing, once the client is closed.
+func (c *Client) track(cn *conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.conns[cn] = struct{}{}
+	return true
+}
+
+func (c *Client) untrack(cn *conn) {
+	c.mu.Lock()
+	delete(c.conns, cn)
+	c.mu.Unlock()
+}
+
+// goBackground runs f in a goroutine that Close waits for, unless the
+// client is closed, in which case it reports false.
+func (c *Client) goBackground(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+	return true
+}
+
+// Close closes every connection and waits for every goroutine the client
+// started. Calls in flight fail; later calls return ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.stop()
+	conns := make([]*conn, 0, len(c.conns))
+	for cn := range c.conns {
+		conns = append(conns, cn)
+	}
+	c.mu.Unlock()
+	for _, cn := range conns {
+		cn.fail(errClientClosing)
+	}
+	c.bg.Wait()
+	return nil
+}
 
 // Item is a value stored under a key.
 type Item struct {
@@ -134,59 +292,6 @@ func (c *Client) Increment(ctx context.Context, key string, delta uint64) (uint6
 // at 0, and returns the new value, or ErrCacheMiss.
 func (c *Client) Decrement(ctx context.Context, key string, delta uint64) (uint64, error) {
 	return c.arith(ctx, opDecr, key, delta)
-}
-
-// LeaseOptions configure GetLease.
-type LeaseOptions struct {
-	// VivifyTTL, when positive, makes a miss create an empty placeholder
-	// item with this TTL and hand this caller the lease (Won); callers
-	// after it see Pending until the winner stores the value.
-	VivifyTTL time.Duration
-	// RecacheTTL, when positive, hands one caller the lease (Won) when the
-	// item's remaining TTL drops below it, while every caller still gets
-	// the current value: early refresh.
-	RecacheTTL time.Duration
-}
-
-// Lease is the answer to GetLease.
-type Lease struct {
-	// Item is the item found, or the empty placeholder created by
-	// VivifyTTL (Value empty, Flags 0). Its CAS completes the lease through
-	// CompareAndSwap.
-	Item *Item
-	// Won means this caller must load the value and store it.
-	Won bool
-	// Stale means the item was invalidated (Invalidate) and its value is
-	// out of date.
-	Stale bool
-	// Pending means another caller already holds the lease.
-	Pending bool
-	// TTL is the item's remaining time to live; -1 means none.
-	TTL time.Duration
-}
-
-// Placeholder reports whether the item is the empty placeholder made by
-// VivifyTTL rather than a stored value.
-func (l *Lease) Placeholder() bool {
-	return l.Item != nil && len(l.Item.Value) == 0 && l.Item.Flags == 0 && (l.Won || l.Pending) && !l.Stale
-}
-
-// GetLease is a get that coordinates refills across every process sharing
-// the cluster, with the meta protocol's leases (mg with N and R flags): of
-// all callers that find the key cold, expiring, or invalidated, exactly one
-// gets Won. It returns ErrCacheMiss for a miss without VivifyTTL, and
-// ErrNotSupported on the text protocol.
-func (c *Client) GetLease(ctx context.Context, key string, opts LeaseOptions) (*Lease, error) {
-	return c.getLease(ctx, key, opts)
-}
-
-// Invalidate marks key's item stale instead of deleting it (md with the I
-// flag): readers still get the old value, flagged Stale, and the next
-// GetLease wins the right to refresh it. ttl, when positive, becomes the
-// item's TTL. It returns ErrCacheMiss for a missing key and ErrNotSupported
-// on the text protocol.
-func (c *Client) Invalidate(ctx context.Context, key string, ttl time.Duration) error {
-	return c.invalidate(ctx, key, ttl)
 }
 
 // Protocol returns the wire protocol the client speaks (Config.Protocol):

@@ -1,9 +1,12 @@
 package memclient
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -33,6 +36,12 @@ var (
 	ErrClosed = errors.New("memclient: client closed")
 	// ErrAuth means the server refused the configured credentials.
 	ErrAuth = errors.New("memclient: authentication failed")
+	// ErrProtocol means a server sent what its request cannot get: a
+	// reply that is malformed, answers another request (one was lost or
+	// repeated on the way), or comes unasked. The connection is closed
+	// and every request on it fails with an error matching ErrProtocol;
+	// no reply is ever returned for another request.
+	ErrProtocol = errors.New("memclient: protocol error")
 )
 
 // ServerError is an error line from a server (SERVER_ERROR, CLIENT_ERROR or
@@ -126,4 +135,59 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return string(buf[i:])
+}
+
+// timeoutError is returned when Config.Timeout expires before the reply.
+// It matches context.DeadlineExceeded and reports Timeout() true.
+type timeoutError struct{ addr string }
+
+func (e *timeoutError) Error() string {
+	return "memclient: " + e.addr + ": timeout waiting for the server"
+}
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
+func (e *timeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded
+}
+
+func isTimeout(err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te)
+}
+
+// stuckError fails the requests on a connection found stuck. It reports
+// Timeout() true, but does not match context.DeadlineExceeded: their own
+// deadlines have not passed.
+type stuckError struct{ waited time.Duration }
+
+func (e *stuckError) Error() string {
+	return "connection stuck: no reply for " + e.waited.Round(time.Millisecond).String()
+}
+func (e *stuckError) Timeout() bool   { return true }
+func (e *stuckError) Temporary() bool { return true }
+
+// deadlineError is the error for a wait that reached deadline: the
+// context's own error when deadline is the context's (our timer may fire a
+// moment before ctx.Done), else a timeoutError for Config.Timeout.
+func deadlineError(ctx context.Context, deadline time.Time, addr string) error {
+	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
+		return ctxError(addr, context.DeadlineExceeded)
+	}
+	return &timeoutError{addr: addr}
+}
+
+// ctxError names the server a call was waiting on when its context ended;
+// it still matches the context's error with errors.Is.
+func ctxError(addr string, err error) error {
+	return fmt.Errorf("memclient: %s: %w", addr, err)
+}
+
+func wrapAddr(addr string, err error) error {
+	if err == ErrClosed {
+		return err
+	}
+	if err == context.Canceled || err == context.DeadlineExceeded {
+		return ctxError(addr, err)
+	}
+	return fmt.Errorf("memclient: %s: %w", addr, err)
 }

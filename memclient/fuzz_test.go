@@ -11,9 +11,10 @@ import (
 // without panicking, hanging, or allocating past the bytes they were given.
 func FuzzDecode(f *testing.F) {
 	seeds := []string{
-		"VA 5 f1 c2 t-1 W\r\nhello\r\n",
-		"VA 3 f0 c9 k key\r\nabc\r\nMN\r\n",
-		"EN\r\n", "HD\r\n", "NS\r\n", "EX\r\n", "NF\r\n", "MN\r\n",
+		"VA 5 f1 c2 t-1 W O0\r\nhello\r\n",
+		"VA 3 f0 c9 k key O0\r\nabc\r\nMN\r\n",
+		"EN O0\r\n", "HD O0\r\nHD O1\r\n", "NS O0\r\n", "EX O0\r\n", "NF O0\r\n", "MN\r\n",
+		"EN O1\r\n", "VA 2 O0\r\n10\r\n", "VA 4294967296 O0\r\n",
 		"VALUE k 0 5 7\r\nhello\r\nEND\r\n",
 		"VALUE k 0 99999999999\r\nx\r\nEND\r\n",
 		"STAT pid 1\r\nSTAT uptime 2\r\nEND\r\n",
@@ -33,14 +34,16 @@ func FuzzDecode(f *testing.F) {
 		if opcode(op) > opNoop {
 			return
 		}
-		var p protocol = metaProtocol{}
-		if text {
-			p = textProtocol{}
-		}
-		br := bufio.NewReaderSize(bytes.NewReader(data), 64)
+		rr := replyReader{br: bufio.NewReaderSize(bytes.NewReader(data), 64), addr: "fuzz", maxItem: 1 << 20}
 		for i := 0; i < 8; i++ { // several replies from one stream
-			r := &request{op: opcode(op), key: "k", keys: []string{"k", "key"}}
-			if err := p.decode(br, r, "fuzz"); err != nil {
+			r := &request{op: opcode(op), key: "k", keys: []string{"k", "key"}, opaque: uint32(i)}
+			var err error
+			if text {
+				_, err = rr.decodeText(r)
+			} else {
+				_, err = rr.decodeMeta(r)
+			}
+			if err != nil {
 				return
 			}
 			if r.resItem != nil && len(r.resItem.Value) > len(data) {
@@ -64,12 +67,12 @@ func FuzzCheckKey(f *testing.F) {
 		}
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
-		r := &request{op: opGet, key: key}
-		if err := (metaProtocol{}).encode(w, r); err != nil {
+		r := &request{op: opGet, key: key, opaque: 7}
+		if err := encodeMeta(w, r); err != nil {
 			t.Fatal(err)
 		}
 		w.Flush()
-		if bytes.Count(buf.Bytes(), []byte("\r\n")) != 1 || bytes.Count(buf.Bytes(), []byte(" ")) != 4 {
+		if bytes.Count(buf.Bytes(), []byte("\r\n")) != 1 || bytes.Count(buf.Bytes(), []byte(" ")) != 5 {
 			t.Fatalf("key %q produced %q", key, buf.Bytes())
 		}
 	})

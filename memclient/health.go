@@ -1,9 +1,6 @@
 package memclient
 
-import (
-	"context"
-	"time"
-)
+import "time"
 
 // wakeProber makes sure the prober goroutine runs: it brings down servers
 // back once they answer. It runs only while some server is down.
@@ -21,19 +18,21 @@ func (c *Client) wakeProber() {
 		return
 	}
 	c.probing = true
-	c.probeWG.Add(1)
-	go c.probeLoop()
+	c.bg.Add(1) // under c.mu, not closed: as goBackground does
+	go func() {
+		defer c.bg.Done()
+		c.probeLoop()
+	}()
 }
 
 // probeLoop probes each down server when its retry time comes, until no
 // server is down or the client closes.
 func (c *Client) probeLoop() {
-	defer c.probeWG.Done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
-		case <-c.quit:
+		case <-c.life.Done():
 			return
 		case <-c.wake:
 		case <-timer.C:
@@ -66,15 +65,7 @@ func (c *Client) anyDown() bool {
 // probeDue probes the down servers whose time has come and returns when
 // the next probe is due.
 func (c *Client) probeDue() (next time.Time, anyDown bool) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-c.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := c.life
 	for _, s := range c.topo.Load().servers {
 		if !s.down.Load() {
 			continue

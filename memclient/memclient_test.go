@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,19 +180,36 @@ func TestConformance(t *testing.T) {
 			it, err := c.GetAndTouch(ctx, "tt", 3*time.Hour)
 			require.NoError(t, err)
 			assert.Equal(t, "v", string(it.Value))
-			// Negative TTL expires the item at once.
+			// A negative TTL means never expires, as everywhere in memkit.
 			require.NoError(t, c.Touch(ctx, "tt", -time.Second))
 			_, err = c.Get(ctx, "tt")
-			require.ErrorIs(t, err, memclient.ErrCacheMiss)
+			require.NoError(t, err)
+			if m.proto == memclient.ProtocolMeta {
+				l, err := c.GetLease(ctx, "tt", memclient.LeaseOptions{})
+				require.NoError(t, err)
+				assert.Equal(t, time.Duration(-1), l.TTL, "no expiry")
+			}
 		})
 
 		t.Run("LongTTL", func(t *testing.T) {
 			// Over 30 days must be sent as an absolute time; sent as
-			// relative seconds memcached would expire it at once.
-			for _, ttl := range []time.Duration{31 * 24 * time.Hour, 365 * 24 * time.Hour, 500 * time.Millisecond} {
+			// relative seconds memcached would expire it at once. Past
+			// what a 32-bit Unix time holds (January 2038) it is clamped
+			// there: a larger number would expire the item at once too.
+			year := 365 * 24 * time.Hour
+			for _, ttl := range []time.Duration{31 * 24 * time.Hour, year, 15 * year, 100 * year, math.MaxInt64, 500 * time.Millisecond} {
 				require.NoError(t, c.Set(ctx, &memclient.Item{Key: "long", Value: []byte("v"), TTL: ttl}))
 				_, err := c.Get(ctx, "long")
 				require.NoError(t, err, "ttl %v", ttl)
+				require.NoError(t, c.Touch(ctx, "long", ttl))
+				_, err = c.GetAndTouch(ctx, "long", ttl)
+				require.NoError(t, err, "ttl %v", ttl)
+				if m.proto == memclient.ProtocolMeta {
+					l, err := c.GetLease(ctx, "long", memclient.LeaseOptions{})
+					require.NoError(t, err)
+					want := min(ttl, time.Until(time.Unix(math.MaxInt32, 0)))
+					assert.InDelta(t, want.Seconds(), l.TTL.Seconds(), 5, "ttl %v", ttl)
+				}
 			}
 		})
 

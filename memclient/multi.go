@@ -13,11 +13,15 @@ const multiChunk = 100
 // batch is the requests bound for one server.
 type batch struct {
 	srv  *server
-	keys []string // keys of the requests, for error reporting
+	keys []string // the batch's keys, in order
 	reqs []*request
-	cn   *conn  // where reqs were sent
-	err  error  // transport error for the whole batch
-	ab   []bool // which requests were abandoned
+	// asked[i] is the keys reqs[i] asks for: the caller's own copy, since
+	// an abandoned request is no longer the caller's to read.
+	asked [][]string
+	cn    *conn  // where reqs were queued; nil if that failed
+	snt   sent   // when
+	err   error  // why reqs were not queued, or the first wait that failed
+	ab    []bool // which requests were abandoned
 }
 
 // group splits keys by server. Keys whose server is unavailable (or that
@@ -52,9 +56,9 @@ func (c *Client) group(keys []string, errs MultiError) (map[*server]*batch, erro
 // absent from the map. Keys are grouped by server, each group sent as one
 // pipelined batch of "gets" lines (in both protocols: memcached serves a
 // multi-key gets faster than the same keys as meta commands), servers in
-// parallel. If some keys fail (a down server, a
-// timeout, a malformed key) it returns the items of the others together
-// with a MultiError naming the failed keys.
+// parallel. If some keys fail (a down server, a timeout, a malformed key,
+// a value over MaxItemSize) it returns the items of the others together
+// with a MultiError naming exactly the failed keys.
 func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item, error) {
 	errs := make(MultiError)
 	batches, err := c.group(keys, errs)
@@ -66,29 +70,33 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 			r := getRequest(opGetMulti)
 			r.keys = b.keys[i:min(i+multiChunk, len(b.keys))]
 			b.reqs = append(b.reqs, r)
+			b.asked = append(b.asked, r.keys)
 		}
 	}
 	c.runAll(ctx, batches)
 	out := make(map[string]*Item, len(keys))
 	for _, b := range batches {
 		for i, r := range b.reqs {
-			if b.ab[i] {
-				for _, k := range r.keys {
+			if b.cn == nil || b.ab[i] {
+				// Not sent, or given up: r is not ours to read.
+				for _, k := range b.asked[i] {
 					errs[k] = b.err
+				}
+				if b.cn == nil {
+					putRequest(r)
 				}
 				continue
 			}
 			for _, it := range r.resItems {
 				out[it.Key] = it
 			}
-			failed := b.err
-			if failed == nil {
-				failed = r.err
+			for k, err := range r.keyErrs {
+				errs[k] = err
 			}
-			if failed != nil {
-				for _, k := range r.keys {
+			if r.err != nil {
+				for _, k := range b.asked[i] {
 					if _, ok := out[k]; !ok {
-						errs[k] = failed
+						errs[k] = r.err
 					}
 				}
 			}
@@ -101,17 +109,17 @@ func (c *Client) GetMulti(ctx context.Context, keys []string) (map[string]*Item,
 	return out, nil
 }
 
-// runAll writes every batch, then waits for all of them: servers work in
+// runAll queues every batch, then waits for all of them: servers work in
 // parallel without a goroutine per server.
 func (c *Client) runAll(ctx context.Context, batches map[*server]*batch) {
 	now, deadline := c.times(ctx)
 	for _, b := range batches {
 		b.ab = make([]bool, len(b.reqs))
-		b.cn, b.err = c.start(ctx, b.srv, now, deadline, b.reqs)
+		b.cn, b.snt, b.err = c.start(ctx, b.srv, now, deadline, b.reqs)
 	}
 	for _, b := range batches {
-		if b.err == nil {
-			b.err = c.finish(ctx, b.srv, b.cn, deadline, b.reqs, b.ab)
+		if b.cn != nil {
+			b.err = c.finish(ctx, b.srv, b.cn, b.snt, deadline, b.reqs, b.ab)
 		}
 	}
 }
@@ -170,22 +178,25 @@ func (c *Client) DeleteMulti(ctx context.Context, keys []string) error {
 	return c.finishSingles(ctx, batches, errs, ErrCacheMiss)
 }
 
-// finishSingles runs batches of one-key requests and collects their errors.
+// finishSingles runs batches of one-key requests (reqs[i] for keys[i])
+// and collects their errors.
 func (c *Client) finishSingles(ctx context.Context, batches map[*server]*batch, errs MultiError, ignore error) error {
 	c.runAll(ctx, batches)
 	for _, b := range batches {
 		for i, r := range b.reqs {
 			k := b.keys[i]
-			if b.ab[i] {
+			switch {
+			case b.cn == nil:
 				errs[k] = b.err
-				continue
+				putRequest(r)
+			case b.ab[i]:
+				errs[k] = b.err // r is not ours to read
+			default:
+				if r.err != nil && !errors.Is(r.err, ignore) {
+					errs[k] = r.err
+				}
+				putRequest(r)
 			}
-			if b.err != nil {
-				errs[k] = b.err
-			} else if r.err != nil && r.err != ignore {
-				errs[k] = r.err
-			}
-			putRequest(r)
 		}
 	}
 	if len(errs) > 0 {

@@ -33,3 +33,27 @@ func peerClosed(nc net.Conn) bool {
 	})
 	return closed || err != nil
 }
+
+// pendingBytes reports, without blocking or taking the read lock that a
+// blocked reader holds, whether the server has sent bytes (or a close)
+// that nobody has read yet.
+func pendingBytes(nc net.Conn) bool {
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	pending := false
+	_ = rc.Control(func(fd uintptr) {
+		var buf [1]byte
+		n, _, rerr := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		pending = n > 0 || (n == 0 && rerr == nil)
+	})
+	return pending
+}

@@ -1,9 +1,7 @@
 package memclient
 
 import (
-	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -30,43 +28,64 @@ const (
 	opNoop
 )
 
-// Request states: a request is pending until its reply is read (done) or
-// its caller gives up (abandoned). Whoever moves it out of pending second
-// cleans up: the reader recycles an abandoned request.
+var opNames = [...]string{
+	opGet: "get", opGAT: "gat", opTouch: "touch", opSet: "set", opAdd: "add",
+	opReplace: "replace", opAppend: "append", opPrepend: "prepend", opCAS: "cas",
+	opDelete: "delete", opIncr: "incr", opDecr: "decr", opGetMulti: "get_multi",
+	opLease: "lease", opInvalidate: "invalidate", opStats: "stats",
+	opFlushAll: "flush_all", opNoop: "noop",
+}
+
+// String names the operation as metrics and errors do.
+func (op opcode) String() string {
+	if int(op) < len(opNames) {
+		return opNames[op]
+	}
+	return "op" + itoa(int(op))
+}
+
+// Wait states of a request on a connection. They change only under the
+// connection's mu; see pipeline.go for who may move a request from one to
+// another and what each means for ownership.
 const (
-	reqPending uint32 = iota
-	reqDone
-	reqAbandoned
+	stSent      uint8 = iota // queued; its caller is not waiting yet
+	stWaiting                // queued; its caller is parked on sig
+	stReading                // its caller holds the connection's read role
+	stDone                   // answered or failed; the result is the caller's
+	stAbandoned              // its caller gave up; the connection recycles it
 )
 
 // request is one command on a connection and, once answered, its result.
-// Requests are pooled; a request is owned by its caller until sent, then
-// shared with the connection's reader until done or abandoned.
+// Requests are pooled. pipeline.go states who owns a request when.
 type request struct {
 	op     opcode
 	key    string
 	keys   []string // opGetMulti
-	cursor int      // opGetMulti: keys before it have been answered
+	cursor int      // opGetMulti: index of the next key a VALUE may name
 	item   *Item    // store ops
 	exp    int64    // expiration sent to the server
 	delta  uint64   // opIncr, opDecr
 	lease  LeaseOptions
 	args   []string // opStats
 
-	// results, written by the reader before done
+	// Results, written by the reader that decodes the reply.
 	resItem  *Item
 	resItems []*Item
+	keyErrs  map[string]error // opGetMulti: keys that failed alone (a value too large)
 	resLease Lease
 	num      uint64
 	stats    map[string]string
 	err      error
 
-	sentAt int64  // unix nanos when written
-	seen   uint64 // replies the connection had read when this was written
-	weight int64  // cost() when written, for connection load
-	state  atomic.Uint32
-	done   chan struct{} // capacity 1; signalled once per use
-	timer  *time.Timer
+	// Pipeline bookkeeping, written under the write slot when sent.
+	opaque uint32 // meta protocol: the O token the reply must echo
+	sentAt int64  // unix nanos when queued
+	rx     uint64 // bytes the connection had received when this was queued
+	weight int64  // cost() when queued, for connection load
+
+	state uint8         // stSent..stAbandoned; guarded by the connection's mu
+	sig   chan struct{} // capacity 1: one token per hand-over to the caller
+	timer *time.Timer   // the caller's wait timer, stopped when idle
 }
 
 // cost estimates the bytes a request and its reply keep in flight.
@@ -78,67 +97,32 @@ func (r *request) cost() int64 {
 	return n + 64*int64(len(r.keys))
 }
 
+// usesOpaque reports whether the meta encoding of r carries an O token
+// (every meta command but mn, and the shared text commands, do not).
+func (r *request) usesOpaque() bool {
+	switch r.op {
+	case opGetMulti, opStats, opFlushAll, opNoop:
+		return false
+	}
+	return true
+}
+
 var requestPool = sync.Pool{New: func() any {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &request{done: make(chan struct{}, 1), timer: t}
+	return &request{sig: make(chan struct{}, 1), timer: t}
 }}
 
 func getRequest(op opcode) *request {
 	r := requestPool.Get().(*request)
 	r.op = op
-	r.state.Store(reqPending)
 	return r
 }
 
-// putRequest returns r to the pool. The caller must own r.
+// putRequest returns r to the pool. The caller must own r, and r's sig
+// must hold no token.
 func putRequest(r *request) {
-	done, timer := r.done, r.timer
-	*r = request{done: done, timer: timer}
+	sig, timer := r.sig, r.timer
+	*r = request{sig: sig, timer: timer}
 	requestPool.Put(r)
-}
-
-// complete hands the result to the waiting caller, or recycles the request
-// if the caller has given up. Called once, by the connection's reader or
-// its failure path.
-func (r *request) complete() {
-	if r.state.CompareAndSwap(reqPending, reqDone) {
-		r.done <- struct{}{}
-		return
-	}
-	putRequest(r) // abandoned: nobody else refers to it
-}
-
-// abandon gives r up after err (a timeout or cancellation): the reader
-// that later reads its reply recycles it. If the reply raced in, r is the
-// caller's after all and abandon reports success.
-func (r *request) abandon(err error) (abandoned bool, _ error) {
-	if r.state.CompareAndSwap(reqPending, reqAbandoned) {
-		return true, err
-	}
-	<-r.done
-	return false, nil
-}
-
-// deadlineError is the error for a wait that reached deadline: the
-// context's own error when deadline is the context's (our timer may fire a
-// moment before ctx.Done), else a timeoutError for Config.Timeout.
-func deadlineError(ctx context.Context, deadline time.Time, addr string) error {
-	if dl, ok := ctx.Deadline(); ok && !dl.After(deadline) {
-		return ctxError(addr, context.DeadlineExceeded)
-	}
-	return &timeoutError{addr: addr}
-}
-
-// timeoutError is returned when Config.Timeout expires before the reply.
-// It matches context.DeadlineExceeded and reports Timeout() true.
-type timeoutError struct{ addr string }
-
-func (e *timeoutError) Error() string {
-	return "memclient: " + e.addr + ": timeout waiting for the server"
-}
-func (e *timeoutError) Timeout() bool   { return true }
-func (e *timeoutError) Temporary() bool { return true }
-func (e *timeoutError) Is(target error) bool {
-	return target == context.DeadlineExceeded
 }

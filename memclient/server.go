@@ -2,6 +2,7 @@ package memclient
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,9 +34,9 @@ type server struct {
 }
 
 type slot struct {
-	mu      sync.Mutex // protects dialing
 	c       atomic.Pointer[conn]
-	dialing chan struct{} // closed when the dial under way ends
+	mu      sync.Mutex   // protects attempt
+	attempt *dialAttempt // the dial under way, if any
 }
 
 func newServer(c *Client, s Server) *server {
@@ -58,15 +59,16 @@ const spillWeight = 64 << 10
 
 // conn returns the first live connection whose load is under spillWeight,
 // dialing the next slot when every open one is loaded, or the least loaded
-// one when all slots are open and loaded.
-func (s *server) conn(ctx context.Context, t time.Time) (*conn, error) {
+// one when all slots are open and loaded. A dial is waited for until ctx
+// ends or deadline.
+func (s *server) conn(ctx context.Context, t, deadline time.Time, timer *time.Timer) (*conn, error) {
 	now := t.UnixNano()
 	var best *conn
 	for i := range s.slots {
 		sl := &s.slots[i]
 		c := sl.c.Load()
 		if c == nil || !c.usable(now) {
-			return s.dialSlot(ctx, sl, now)
+			return s.dialSlot(ctx, sl, now, deadline, timer)
 		}
 		w := c.weight.Load()
 		if w < spillWeight {
@@ -79,57 +81,6 @@ func (s *server) conn(ctx context.Context, t time.Time) (*conn, error) {
 	return best, nil
 }
 
-// dialSlot returns the slot's connection, dialing it if it is empty; one
-// caller dials while others wait for it (or for their ctx).
-func (s *server) dialSlot(ctx context.Context, sl *slot, now int64) (*conn, error) {
-	for {
-		sl.mu.Lock()
-		if c := sl.c.Load(); c != nil && c.usable(now) {
-			sl.mu.Unlock()
-			return c, nil
-		}
-		if ch := sl.dialing; ch != nil {
-			sl.mu.Unlock()
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
-				return nil, ctxError(s.addr, ctx.Err())
-			}
-		}
-		if s.client.isClosed() {
-			sl.mu.Unlock()
-			return nil, ErrClosed
-		}
-		ch := make(chan struct{})
-		sl.dialing = ch
-		sl.mu.Unlock()
-
-		c, err := s.dial(ctx)
-
-		sl.mu.Lock()
-		sl.dialing = nil
-		if err == nil {
-			if s.client.isClosed() {
-				err = ErrClosed
-				c.fail(ErrClosed)
-			} else {
-				sl.c.Store(c)
-				s.client.track(c)
-			}
-		}
-		sl.mu.Unlock()
-		close(ch)
-		if err != nil {
-			if err != ErrClosed && ctx.Err() == nil {
-				s.noteFailure(err)
-			}
-			return nil, wrapAddr(s.addr, err)
-		}
-		return c, nil
-	}
-}
-
 // dropConn forgets a failed connection so the next request dials anew.
 func (s *server) dropConn(c *conn, err error) {
 	for i := range s.slots {
@@ -139,6 +90,9 @@ func (s *server) dropConn(c *conn, err error) {
 	switch err {
 	case ErrClosed, errClientClosing, errProbeDone, errServerDown, errIdleClosed:
 		return // closed on purpose, not a failure of the server
+	}
+	if errors.Is(err, ErrValueTooLarge) {
+		return // a value bigger than we take: the server is fine
 	}
 	if !s.client.isClosed() {
 		s.noteFailure(err)
@@ -206,23 +160,11 @@ func (s *server) unavailable() error {
 // probe tries to reach a down server once; on success it is up again.
 // It reports whether the server is up.
 func (s *server) probe(ctx context.Context) bool {
-	c, err := s.dial(ctx)
+	dctx, cancel := context.WithTimeout(ctx, s.cfg.dialTimeout())
+	c, err := s.dial(dctx)
+	cancel()
 	if err == nil {
-		req := getRequest(opNoop)
-		now := time.Now()
-		deadline := now.Add(s.cfg.timeout())
-		if err = c.send(ctx, now, deadline, req.timer, req); err == nil {
-			var abandoned bool
-			abandoned, err = c.await(ctx, deadline, req)
-			if err == nil {
-				err = req.err
-			}
-			if !abandoned {
-				putRequest(req)
-			}
-		} else {
-			putRequest(req)
-		}
+		err = c.ping(ctx, time.Now().Add(s.cfg.timeout()))
 		c.fail(errProbeDone)
 	}
 	now := s.client.now()
@@ -270,7 +212,7 @@ func (s *server) status() ServerStatus {
 		st.LastError = s.lastErr.Error()
 	}
 	for i := range s.slots {
-		if c := s.slots[i].c.Load(); c != nil && !c.dead.Load() {
+		if c := s.slots[i].c.Load(); c != nil && !c.isClosed() {
 			st.Conns++
 		}
 	}

@@ -1,0 +1,47 @@
+// Package memclient is a memcached client: the meta protocol by default
+// (the classic text protocol as an option), concurrent requests pipelined
+// over one connection per server, consistent hashing over weighted servers
+// compatible with libmemcached and python-memcached, and failure handling
+// that fails fast on a dead server.
+//
+// It works the python-memcached way: Set, Get, Add, Replace, Append,
+// Prepend, GetMulti and SetMulti, Increment and Decrement, gets/cas through
+// Get and CompareAndSwap, Stats. Every call takes a context first and
+// returns no later than its deadline or Config.Timeout, whichever comes
+// first.
+//
+// # Keys and values
+//
+// Keys are 1 to 250 bytes with no space, control character or DEL (UTF-8 is
+// fine); anything else fails with ErrMalformedKey before a byte is written,
+// so no key can inject protocol. Values over Config.MaxItemSize fail with
+// ErrValueTooLarge, as do values the server refuses as too large. Item
+// flags are opaque here; package serializer gives them a meaning.
+//
+// # Pipelining
+//
+// A connection has no goroutine of its own. Callers write their requests
+// under a write slot; one that sees others active on the connection lets
+// them queue behind it, and the last flushes the batch in one write.
+// Replies come back in order and are read by a waiting caller, which hands
+// each to its request until its own arrives: a lone caller writes and
+// reads like a blocking client, and under load one read(2) serves many
+// requests. A second connection to a server (up to MaxConnsPerServer) opens
+// only while large values or a very deep pipeline load the first. A caller
+// whose context ends abandons its request; its reply is read and dropped
+// later, so the connection stays in step. A connection that answers nothing
+// while requests wait on it is closed and replaced.
+//
+// # Failures
+//
+// Errors name the server. Timeouts match context.DeadlineExceeded (and
+// report Timeout() true when Config.Timeout, not the caller's deadline,
+// ran out); error lines from the server are *ServerError. A server that
+// fails Config.FailureThreshold times in a row (refused, reset or stuck
+// connections) is marked down: its keys fail at once with an error matching
+// ErrServerUnavailable until a background probe, retried with backoff,
+// finds it answering again. With Config.Failover its keys go to the next
+// live server instead. Multi-key calls return what the live servers had
+// together with a MultiError naming the keys that failed. ServerStatus
+// reports each server's health and counters.
+package memclient
