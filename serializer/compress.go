@@ -195,6 +195,15 @@ func (zlibCompressor) compress(dst, src []byte) ([]byte, error) {
 	return w.b, err
 }
 
+// zlibDirect is how much zlib output is decoded straight into the
+// destination. zlib does not say how big its output is, so past this the
+// rest is first counted in a small scratch buffer and only decoded for
+// keeps, into a buffer of the exact size, once it is known to fit: a small
+// payload that inflates past the limit (a bomb) then costs no allocation
+// of the limit. Growing the destination as the output came instead
+// allocated about six times the limit (append grows big slices by 1.25x).
+const zlibDirect = 1 << 20
+
 func (zlibCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
 	zr, _ := zlibReaders.Get().(*zlibReader)
 	if zr == nil {
@@ -204,6 +213,66 @@ func (zlibCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
 		zr.src.Reset(nil)
 		zlibReaders.Put(zr)
 	}()
+	if err := zr.reset(src); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	direct := min(max+1, zlibDirect) // bytes decoded straight into dst
+	dst = grow(dst, min(direct, 4*len(src)+512))
+	for len(dst)-start < direct {
+		if len(dst) == cap(dst) {
+			dst = grow(dst, min(cap(dst)-start, direct-(len(dst)-start)))
+		}
+		n, err := zr.zr.Read(dst[len(dst):min(cap(dst), start+direct)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return zr.finish(dst, start, max)
+		}
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+		}
+	}
+	if direct > max {
+		return dst[:start], tooLarge(max)
+	}
+	// Count the rest before keeping any of it.
+	total := len(dst) - start
+	scratch := getBuf()
+	defer putBuf(scratch)
+	buf := (*scratch)[:cap(*scratch)]
+	if len(buf) < 32<<10 {
+		buf = make([]byte, 32<<10)
+		*scratch = buf[:0]
+	}
+	for {
+		n, err := zr.zr.Read(buf)
+		total += n
+		if total > max {
+			return dst[:start], tooLarge(max)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dst[:start], fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+		}
+	}
+	if err := zr.reset(src); err != nil {
+		return dst[:start], err
+	}
+	dst = grow(dst[:start], total)[:start+total]
+	if _, err := io.ReadFull(zr.zr, dst[start:]); err != nil {
+		return dst[:start], fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+	}
+	// Read on to the end, which checks the stream's checksum.
+	if n, err := zr.zr.Read(buf[:1]); n != 0 || err != io.EOF {
+		return dst[:start], fmt.Errorf("%w: zlib: output changed between passes", ErrCorrupt)
+	}
+	return zr.finish(dst, start, max)
+}
+
+// reset points the reader at src.
+func (zr *zlibReader) reset(src []byte) error {
 	zr.src.Reset(src)
 	var err error
 	if zr.zr == nil {
@@ -213,29 +282,13 @@ func (zlibCompressor) decompress(dst, src []byte, max int) ([]byte, error) {
 	}
 	if err != nil {
 		zr.zr = nil
-		return dst, fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
+		return fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
 	}
-	start := len(dst)
-	for {
-		if len(dst)-start > max {
-			return dst[:start], tooLarge(max)
-		}
-		if len(dst) == cap(dst) {
-			dst = append(dst, 0)[:len(dst)]
-		}
-		limit := cap(dst)
-		if room := start + max + 1; limit > room {
-			limit = room
-		}
-		n, err := zr.zr.Read(dst[len(dst):limit])
-		dst = dst[:len(dst)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return dst[:start], fmt.Errorf("%w: zlib: %w", ErrCorrupt, err)
-		}
-	}
+	return nil
+}
+
+// finish checks a complete output: within max, and no input left over.
+func (zr *zlibReader) finish(dst []byte, start, max int) ([]byte, error) {
 	if len(dst)-start > max {
 		return dst[:start], tooLarge(max)
 	}
