@@ -82,6 +82,7 @@ func (s *server) runDial(sl *slot, a *dialAttempt) {
 // dial connects to the server and runs the TLS handshake and auth, within
 // ctx.
 func (s *server) dial(ctx context.Context) (*conn, error) {
+	s.dials.Add(1)
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", s.addr)
 	if err != nil {

@@ -14,3 +14,38 @@ func (c *Client) SetIdleSinceForTest(d time.Duration) {
 		_ = cn.nc.SetReadDeadline(time.Unix(1, 0))
 	}
 }
+
+// DialsForTest returns how many connections the client has tried to open
+// to each server, in configuration order.
+func (c *Client) DialsForTest() []uint64 {
+	var out []uint64
+	for _, s := range c.topo.Load().servers {
+		out = append(out, s.dials.Load())
+	}
+	return out
+}
+
+// PauseReadersForTest stands in for a paused process (a GC pause, a CPU
+// quota): until release is called, nobody reads replies on the client's
+// open connections, as if their reader had stopped running. Callers wait,
+// and replies pile up in the sockets.
+func (c *Client) PauseReadersForTest() (release func()) {
+	c.mu.Lock()
+	var held []*conn
+	for cn := range c.conns {
+		cn.mu.Lock()
+		if !cn.reading {
+			cn.reading = true
+			held = append(held, cn)
+		}
+		cn.mu.Unlock()
+	}
+	c.mu.Unlock()
+	return func() {
+		for _, cn := range held {
+			cn.mu.Lock()
+			cn.handOffLocked()
+			cn.mu.Unlock()
+		}
+	}
+}

@@ -63,6 +63,7 @@ type conn struct {
 	writers atomic.Int32  // callers in send, holding the slot or about to
 	bw      *bufio.Writer
 	wdl     int64  // write deadline set, unix nanos; 0: none
+	flushBy int64  // the latest deadline of callers whose bytes are in bw
 	opaque  uint32 // the last O token sent
 
 	// Guarded by the read role.
@@ -178,6 +179,7 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 	// reading, its socket buffers full) fails the connection rather than
 	// hold the caller.
 	c.keepWriteDeadline(deadline)
+	c.flushBy = max(c.flushBy, deadline.UnixNano())
 	var err error
 	for _, r := range reqs {
 		if err = c.encode(r); err != nil {
@@ -193,12 +195,10 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 		runtime.Gosched()
 	}
 	c.writers.Add(-1)
-	if ferr := c.releaseWrite(); err == nil {
-		err = ferr
-	}
 	if err != nil {
-		c.fail(err)
+		c.fail(err) // bw keeps the error: the connection cannot be written again
 	}
+	c.releaseWrite()
 	return s, nil
 }
 
@@ -225,24 +225,43 @@ func (c *conn) waitWriteSlot(ctx context.Context, deadline time.Time, timer *tim
 
 // takeOverFlush is for a writer that gave up waiting for the slot: a
 // writer before it may have left the flush to it. If the slot is free,
-// take it and flush; if not, its holder will.
+// take it and flush; if not, its holder will. The flush is for the
+// callers whose bytes are buffered, under their deadline, not ours (which
+// has passed): it runs in the background, so this caller still returns
+// at its deadline should the write block on a server that stopped
+// reading.
 func (c *conn) takeOverFlush() {
 	select {
 	case c.wsem <- struct{}{}:
-		c.releaseWrite()
 	default:
+		return
+	}
+	if c.bw.Buffered() == 0 || c.writers.Load() != 0 {
+		c.releaseWrite()
+		return
+	}
+	if !c.srv.client.goBackground(func() {
+		c.keepWriteDeadline(time.Unix(0, c.flushBy))
+		c.releaseWrite()
+	}) {
+		<-c.wsem // closing: the connection goes with it
 	}
 }
 
 // releaseWrite releases the write slot, flushing the buffer unless another
 // writer has announced itself and so will flush it (or, if it gives up,
-// take the slot back and flush). The caller must hold the slot.
+// take the slot back and flush). A failed flush fails the connection. The
+// caller must hold the slot.
 func (c *conn) releaseWrite() error {
 	var err error
 	for {
 		if c.writers.Load() == 0 {
 			if c.bw.Buffered() > 0 {
-				err = c.bw.Flush()
+				if err = c.bw.Flush(); err != nil {
+					c.fail(err)
+				} else {
+					c.flushBy = 0
+				}
 			}
 			<-c.wsem
 			return err
@@ -543,7 +562,11 @@ func (c *conn) ensureSuccessor(deadline time.Time) error {
 		c.queue = append(c.queue, n)
 		c.mu.Unlock()
 		c.keepWriteDeadline(deadline)
+		c.flushBy = max(c.flushBy, deadline.UnixNano())
 		err := c.encode(n)
+		if err != nil {
+			c.fail(err)
+		}
 		if ferr := c.releaseWrite(); err == nil {
 			err = ferr
 		}

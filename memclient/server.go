@@ -25,6 +25,7 @@ type server struct {
 	requests atomic.Uint64
 	errors   atomic.Uint64
 	timeouts atomic.Uint64
+	dials    atomic.Uint64 // connection attempts, probes included
 
 	hmu       sync.Mutex // protects downSince, nextProbe, backoff, lastErr
 	downSince time.Time
