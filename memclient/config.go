@@ -51,7 +51,13 @@ const (
 	// memcached >= 1.6.10. It supports leases (GetLease, Invalidate).
 	ProtocolMeta Protocol = iota
 	// ProtocolText is the classic text protocol, for proxies and older
-	// servers.
+	// servers. Its replies carry no token: a VALUE is checked against the
+	// keys asked for and every reply against the kinds its command can
+	// get, but a reply of the right kind shifted onto the next request (a
+	// duplicated or lost STORED, DELETED, NOT_FOUND or number, or an END
+	// for a multi-key get that found nothing) goes unnoticed until a reply
+	// of the wrong kind shows the stream out of step. It can report a wrong
+	// outcome; it never returns a value under another key.
 	ProtocolText
 )
 
@@ -78,10 +84,13 @@ type Config struct {
 	Distribution Distribution // default DistributionKetama
 	Protocol     Protocol     // default ProtocolMeta
 
-	// Timeout bounds each operation (write and reply). A context deadline
-	// that comes earlier wins. 0 means DefaultTimeout.
+	// Timeout bounds each call: waiting for a connection, writing, and the
+	// reply. A context deadline that comes earlier wins. 0 means
+	// DefaultTimeout.
 	Timeout time.Duration
-	// DialTimeout bounds connecting (and the TLS handshake and auth).
+	// DialTimeout bounds connecting (and the TLS handshake and auth). A
+	// dial is shared by the callers waiting for it and outlives any one
+	// of them; each waits no longer than its own Timeout or deadline.
 	// 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
 	// MaxConnsPerServer bounds the connections to one server. Concurrent
@@ -90,14 +99,19 @@ type Config struct {
 	// values, very deep pipelines). 0 means DefaultMaxConnsPerServer.
 	MaxConnsPerServer int
 	// MaxItemSize is the largest value accepted; larger ones fail with
-	// ErrValueTooLarge before anything is written. 0 means
-	// DefaultMaxItemSize (memcached's default -I 1m).
+	// ErrValueTooLarge before anything is written, and larger ones read
+	// back fail their key with ErrValueTooLarge without being held. A reply
+	// announcing more than max(16 MiB, 4 x MaxItemSize) closes the
+	// connection. 0 means DefaultMaxItemSize (memcached's default -I 1m).
 	MaxItemSize int
 
 	// TLS, when set, connects with TLS.
 	TLS *tls.Config
 	// Username and Password, when Username is set, authenticate every new
-	// connection with memcached's ASCII auth (memcached -Y).
+	// connection with memcached's ASCII auth (memcached -Y): a set whose
+	// data is "user password". It is sent with an exptime in the past, so
+	// a server without auth keeps nothing readable; it crosses the network
+	// in clear text unless TLS is set.
 	Username, Password string
 
 	// FailureThreshold is how many consecutive failures (refused or broken

@@ -8,15 +8,23 @@
 // Prepend, GetMulti and SetMulti, Increment and Decrement, gets/cas through
 // Get and CompareAndSwap, Stats. Every call takes a context first and
 // returns no later than its deadline or Config.Timeout, whichever comes
-// first.
+// first, waiting for a connection to be made included.
 //
 // # Keys and values
 //
 // Keys are 1 to 250 bytes with no space, control character or DEL (UTF-8 is
 // fine); anything else fails with ErrMalformedKey before a byte is written,
 // so no key can inject protocol. Values over Config.MaxItemSize fail with
-// ErrValueTooLarge, as do values the server refuses as too large. Item
-// flags are opaque here; package serializer gives them a meaning.
+// ErrValueTooLarge, as do values the server refuses as too large, and
+// values read back that are larger (another client may store them on a
+// server started with a bigger -I): such a value is read past through a
+// fixed buffer, never held, and fails only its own key. Item flags are
+// opaque here; package serializer gives them a meaning.
+//
+// TTLs: 0 and negative never expire; sub-second TTLs round up to a
+// second; over 30 days they are sent as an absolute Unix time, which
+// memcached holds in 32 bits, so a TTL reaching past 2038-01-19 03:14:07
+// UTC expires then.
 //
 // # Pipelining
 //
@@ -29,8 +37,24 @@
 // requests. A second connection to a server (up to MaxConnsPerServer) opens
 // only while large values or a very deep pipeline load the first. A caller
 // whose context ends abandons its request; its reply is read and dropped
-// later, so the connection stays in step. A connection that answers nothing
-// while requests wait on it is closed and replaced.
+// later, so the connection stays in step. A connection from which nothing
+// comes while requests wait on it is closed and replaced; a pause of the
+// client process does not count, since the replies that came meanwhile
+// are waiting in the socket. Callers that need a connection being made
+// share one dial, bounded by Config.DialTimeout, and wait for it no longer
+// than their own deadline.
+//
+// # Every reply is checked
+//
+// On the meta protocol every request carries an opaque token that its
+// reply must echo; an error line, which carries none, is accepted only
+// once the reply after it shows the stream in step. On the text protocol
+// a VALUE must name a key its request asked for, in order, and every reply
+// must be of a kind its command can get (ProtocolText says what that
+// cannot catch). A reply that fails these checks is ErrProtocol: the
+// connection is closed and its requests fail. A server or proxy that
+// sends one reply too many or too few can make calls fail; it cannot make
+// one key's value come back under another key.
 //
 // # Failures
 //
