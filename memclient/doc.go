@@ -47,8 +47,9 @@
 // # Every reply is checked
 //
 // On the meta protocol every request carries an opaque token that its
-// reply must echo; an error line, which carries none, is accepted only
-// once the reply after it shows the stream in step. On the text protocol
+// reply must echo; a reply that carries none (an error line, or the reply
+// to the classic gets that GetMulti sends) is accepted only once a reply
+// after it shows the stream in step. On the text protocol
 // a VALUE must name a key its request asked for, in order, and every reply
 // must be of a kind its command can get (ProtocolText says what that
 // cannot catch). A reply that fails these checks is ErrProtocol: the

@@ -39,7 +39,7 @@ func FuzzDecode(f *testing.F) {
 			r := &request{op: opcode(op), key: "k", keys: []string{"k", "key"}, opaque: uint32(i)}
 			var err error
 			if text {
-				_, err = rr.decodeText(r)
+				err = rr.decodeText(r)
 			} else {
 				_, err = rr.decodeMeta(r)
 			}

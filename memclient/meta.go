@@ -6,13 +6,16 @@ import (
 	"time"
 )
 
-// The meta protocol (memcached >= 1.6.10): mg, ms, md, ma, mn. Every
-// command but mn carries an opaque token, O<n>, that its reply echoes
-// (memcached 1.6.18 echoes it on VA, HD, EN, NS, EX and NF), so a reply is
-// checked against its request: a reply out of step is a protocol error,
-// never another key's value. Error lines (CLIENT_ERROR, SERVER_ERROR) carry
-// no token; decodeMeta reports them as positional, and the reader accepts
-// one only once the next reply shows the stream is in step.
+// The meta protocol (memcached >= 1.6.10): mg, ms, md, ma. Every meta
+// command carries an opaque token, O<n>, that its reply echoes (memcached
+// 1.6.18 echoes it on VA, HD, EN, NS, EX and NF; mn echoes nothing, so the
+// no-op is an mg of syncKey), and a reply is checked against its request:
+// one out of step is a protocol error, never another key's value. Replies
+// with no token (error lines, and the replies of the commands shared with
+// the text protocol: gets for GetMulti, stats, flush_all) are positional:
+// the reader holds them until a token-carrying reply after them shows the
+// stream in step, and a sync (a no-op that nobody waits for) follows every
+// batch of such commands so that one always comes.
 
 func encodeMeta(w *bufio.Writer, r *request) error {
 	switch r.op {
@@ -85,8 +88,9 @@ func encodeMeta(w *bufio.Writer, r *request) error {
 		// meta speaks it. Its reply is checked by key (see decodeText).
 		return encodeText(w, r)
 	case opNoop:
-		w.WriteString("mn\r\n")
-		return nil
+		// Not mn, which echoes no token: a get of a key kept for it,
+		// whose EN or HD does.
+		w.WriteString("mg " + syncKey)
 	default:
 		return encodeCommon(w, r)
 	}
@@ -98,6 +102,18 @@ func encodeMeta(w *bufio.Writer, r *request) error {
 		w.WriteString("\r\n")
 	}
 	return nil
+}
+
+// syncKey is the key of the meta no-op: any key will do, and memkit
+// stores nothing under this one.
+const syncKey = "memkit.sync"
+
+// encodeSync writes the meta no-op with token opaque, as encodeMeta writes
+// an opNoop request.
+func encodeSync(w *bufio.Writer, opaque uint32) {
+	w.WriteString("mg " + syncKey + " O")
+	writeUint(w, uint64(opaque))
+	w.WriteString("\r\n")
 }
 
 func metaMode(op opcode) string {
@@ -164,18 +180,21 @@ func parseMetaFlags(tokens []byte) (metaFlags, error) {
 // decodeMeta reads r's reply. err means the stream can no longer be
 // trusted (an I/O error, a reply that cannot be delimited, one that echoes
 // another request's token or is of the wrong kind). positional means the
-// reply could not be checked against r (an error line): the reader holds
-// it until the next reply checks out. r's own outcome goes in r.err.
+// reply carries no token to check against r (an error line, or the reply
+// of a command shared with the text protocol: gets, stats, flush_all):
+// the reader holds it until a reply that does shows the stream in step.
+// r's own outcome goes in r.err.
 func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
-	if r.op == opGetMulti {
-		return rr.decodeText(r)
+	switch r.op {
+	case opGetMulti, opStats, opFlushAll:
+		if err := rr.decodeText(r); err != nil {
+			return false, err
+		}
+		return true, nil
 	}
 	line, err := rr.line()
 	if err != nil {
 		return false, err
-	}
-	if r.op == opStats || r.op == opFlushAll {
-		return rr.decodeCommon(line, r)
 	}
 	if e, resync := rr.errorReply(line); e != nil {
 		r.err = e
@@ -193,12 +212,6 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 			return false, fmt.Errorf("%w: %q", errBadReply, line)
 		}
 		rest = rest[1:]
-	}
-	if r.op == opNoop {
-		if string(code) == "MN" && len(rest) == 0 {
-			return false, nil
-		}
-		return false, fmt.Errorf("%w: %q for mn", errBadReply, line)
 	}
 	var size uint64
 	if string(code) == "VA" {
@@ -276,6 +289,11 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 			return false, nil
 		case "NF":
 			r.err = ErrCacheMiss
+			return false, nil
+		}
+	case opNoop:
+		switch string(code) {
+		case "EN", "HD":
 			return false, nil
 		}
 	case opIncr, opDecr:

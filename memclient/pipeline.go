@@ -71,9 +71,13 @@ type conn struct {
 	rdl int64 // read deadline set, unix nanos; 0: none
 	rd  replyReader
 
-	mu      sync.Mutex // protects queue, head, reading, and queued requests' state
-	queue   []*request // queued requests, oldest first, from head
-	head    int
+	mu    sync.Mutex // protects queue, head, held, reading, and the state of their requests
+	queue []*request // queued requests, oldest first, from head
+	head  int
+	// held are requests whose replies, which carry no token, were decoded
+	// but wait for the next token-carrying reply to show the stream was in
+	// step. Only the reader adds to them; the reader or fail completes them.
+	held    []*request
 	reading bool // a caller holds the read role
 
 	closed   atomic.Pointer[connError] // why it closed; nil while open
@@ -161,15 +165,26 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 		return sent{}, ce.err
 	}
 	busy := c.head < len(c.queue) || c.reading
+	needSync := false
 	for _, r := range reqs {
-		if c.meta && r.usesOpaque() {
-			c.opaque++
-			r.opaque = c.opaque
+		if c.meta {
+			if r.usesOpaque() {
+				c.opaque++
+				r.opaque = c.opaque
+			} else {
+				needSync = true
+			}
 		}
 		r.sentAt, r.rx, r.state = s.at, s.rx, stSent
 		r.weight = r.cost()
 		w += r.weight
 		c.queue = append(c.queue, r)
+	}
+	var sync uint32
+	if needSync {
+		// Replies without a token (a multi-key gets, stats) are
+		// confirmed by the sync's reply after them.
+		sync = c.queueSyncLocked(s.at)
 	}
 	c.mu.Unlock()
 	c.weight.Add(w)
@@ -185,6 +200,9 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 		if err = c.encode(r); err != nil {
 			break
 		}
+	}
+	if sync != 0 && err == nil {
+		encodeSync(c.bw, sync)
 	}
 	if busy && err == nil {
 		// Others are active on this connection: let the runnable ones
@@ -364,6 +382,13 @@ func (c *conn) handOffLocked() {
 			return
 		}
 	}
+	for _, w := range c.held {
+		if w.state == stWaiting {
+			w.state = stReading
+			w.sig <- struct{}{}
+			return
+		}
+	}
 	c.reading = false
 }
 
@@ -384,17 +409,12 @@ func completeLocked(r *request) (recycle bool) {
 
 // readUntil reads, decodes and completes replies until r is complete. It
 // returns an error only when the caller's wait ended (timeout,
-// cancellation) with the stream intact: no byte of a reply consumed, no
-// reply awaiting confirmation. Any other failure fails the connection,
-// which completes r.
+// cancellation) with the stream intact: no byte of a reply consumed. Any
+// other failure fails the connection, which completes r.
 func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) error {
 	cancellable := ctx.Done() != nil
 	c.keepReadDeadline(deadline)
 	sliced := false // the read deadline is a cancelPoll slice, not deadline
-	// Error replies carry no O token: they are accepted at their position
-	// only once the next reply proves the stream is in step. Until then
-	// they are held here, popped but not complete.
-	var held []*request
 	for {
 		if cancellable && c.br.Buffered() == 0 {
 			// About to block in read(2), which a cancelled context cannot
@@ -409,30 +429,20 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		// request, so a timeout here consumes nothing.
 		if _, err := c.br.Peek(1); err != nil {
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				werr := ctx.Err()
-				if werr != nil {
-					werr = ctxError(c.srv.addr, werr)
-				} else if !time.Now().Before(deadline) {
-					werr = deadlineError(ctx, deadline, c.srv.addr)
-				}
-				if werr == nil {
-					if sliced {
-						continue
-					}
-					c.setReadDeadline(deadline)
-					continue
-				}
-				if len(held) == 0 {
-					return werr
-				}
-				// An error reply we could not confirm in time: the
-				// stream cannot be trusted.
-				c.failHeld(held, fmt.Errorf("%w: no reply after an error reply to confirm it", ErrProtocol))
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				c.fail(err)
 				return nil
 			}
-			c.failHeld(held, err)
-			return nil
+			if err := ctx.Err(); err != nil {
+				return ctxError(c.srv.addr, err)
+			}
+			if !time.Now().Before(deadline) {
+				return deadlineError(ctx, deadline, c.srv.addr)
+			}
+			if !sliced {
+				c.setReadDeadline(deadline) // the one set was a little early
+			}
+			continue
 		}
 		if sliced {
 			// A reply has begun: read it whole under the real deadline.
@@ -443,7 +453,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		c.mu.Lock()
 		if c.head == len(c.queue) {
 			c.mu.Unlock()
-			c.failHeld(held, fmt.Errorf("%w: unsolicited data from the server", ErrProtocol))
+			c.fail(fmt.Errorf("%w: unsolicited data from the server", ErrProtocol))
 			return nil
 		}
 		h := c.queue[c.head]
@@ -461,7 +471,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		if c.meta {
 			positional, err = c.rd.decodeMeta(h)
 		} else {
-			positional, err = c.rd.decodeText(h)
+			err = c.rd.decodeText(h) // nothing to confirm a reply with
 		}
 		if err != nil {
 			// The reply cannot be delimited, does not belong to h, or was
@@ -469,7 +479,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			if h.err == nil {
 				h.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
 			}
-			c.failHeld(held, err)
+			c.fail(err)
 			c.mu.Lock()
 			recycle := completeLocked(h)
 			c.mu.Unlock()
@@ -480,21 +490,27 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		}
 		c.srv.noteSuccess()
 		if positional {
-			held = append(held, h)
+			// A reply that carries no token is held, its request popped
+			// but not complete, until a reply that does shows the stream
+			// in step; a request must follow it for that.
+			c.mu.Lock()
+			c.held = append(c.held, h)
+			c.mu.Unlock()
 			if err := c.ensureSuccessor(deadline); err != nil {
-				c.failHeld(held, err)
-				return nil
+				return err
 			}
 			continue
 		}
 		// h's reply is verified, and with it every reply held before it.
 		var recycle []*request
 		c.mu.Lock()
-		for _, x := range held {
+		for i, x := range c.held {
 			if completeLocked(x) {
 				recycle = append(recycle, x)
 			}
+			c.held[i] = nil
 		}
+		c.held = c.held[:0]
 		if completeLocked(h) {
 			recycle = append(recycle, h)
 		}
@@ -503,35 +519,17 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		for _, x := range recycle {
 			putRequest(x)
 		}
-		held = held[:0]
 		if done {
 			return nil
 		}
 	}
 }
 
-// failHeld fails the connection with cause, then completes the requests
-// whose error replies were held unconfirmed with the connection's error.
-func (c *conn) failHeld(held []*request, cause error) {
-	c.fail(cause)
-	ce := c.closed.Load()
-	var recycle []*request
-	c.mu.Lock()
-	for _, x := range held {
-		x.err = ce.err
-		if completeLocked(x) {
-			recycle = append(recycle, x)
-		}
-	}
-	c.mu.Unlock()
-	for _, x := range recycle {
-		putRequest(x)
-	}
-}
-
-// ensureSuccessor makes sure a request follows the held error reply in
-// the queue, so that its reply can confirm the stream is in step: if none
-// does, it queues an mn. The caller holds the read role.
+// ensureSuccessor makes sure a request follows the held replies in the
+// queue, so that its reply can confirm them: if none does, it queues a
+// sync (a token-carrying no-op). It fails only when the caller's deadline
+// passes first, leaving the held replies to the next reader. The caller
+// holds the read role.
 func (c *conn) ensureSuccessor(deadline time.Time) error {
 	for {
 		c.mu.Lock()
@@ -546,32 +544,42 @@ func (c *conn) ensureSuccessor(deadline time.Time) error {
 			// A writer holds the slot. If it has queued nothing after the
 			// held reply yet, it soon will, or will let go.
 			if !time.Now().Before(deadline) {
-				return fmt.Errorf("%w: no reply after an error reply to confirm it", ErrProtocol)
+				return &timeoutError{addr: c.srv.addr}
 			}
 			runtime.Gosched()
 			continue
 		}
 		c.mu.Lock()
-		if ce := c.closed.Load(); ce != nil {
+		if c.isClosed() {
 			c.mu.Unlock()
 			c.releaseWrite()
-			return ce.cause
+			return nil // the held requests were failed with the connection
 		}
-		n := getRequest(opNoop)
-		n.state = stAbandoned // nobody waits for it: recycled when answered
-		c.queue = append(c.queue, n)
+		opaque := c.queueSyncLocked(time.Now().UnixNano())
 		c.mu.Unlock()
 		c.keepWriteDeadline(deadline)
 		c.flushBy = max(c.flushBy, deadline.UnixNano())
-		err := c.encode(n)
-		if err != nil {
-			c.fail(err)
-		}
-		if ferr := c.releaseWrite(); err == nil {
-			err = ferr
-		}
-		return err
+		encodeSync(c.bw, opaque)
+		c.releaseWrite()
+		return nil
 	}
+}
+
+// queueSyncLocked queues a sync that nobody waits for: a no-op whose reply
+// echoes a token, confirming the replies before it. The caller holds the
+// write slot and mu, and writes it with encodeSync and the token returned:
+// once mu is released the request is the connection's, and may be
+// recycled at any time.
+func (c *conn) queueSyncLocked(now int64) (opaque uint32) {
+	n := getRequest(opNoop)
+	c.opaque++
+	if c.opaque == 0 {
+		c.opaque++ // 0 means no sync
+	}
+	n.opaque = c.opaque
+	n.sentAt, n.rx, n.state = now, c.rx.n.Load(), stAbandoned // recycled when answered
+	c.queue = append(c.queue, n)
+	return n.opaque
 }
 
 // fail closes the connection and completes every queued request with
@@ -594,14 +602,20 @@ func (c *conn) fail(cause error) {
 		return
 	}
 	c.closed.Store(ce)
-	pending := len(c.queue) - c.head
+	pending := len(c.queue) - c.head + len(c.held)
+	for _, r := range c.held {
+		r.err = ce.err // an error reply never confirmed
+		if completeLocked(r) {
+			recycle = append(recycle, r)
+		}
+	}
 	for _, r := range c.queue[c.head:] {
 		r.err = ce.err
 		if completeLocked(r) {
 			recycle = append(recycle, r)
 		}
 	}
-	c.queue, c.head = nil, 0
+	c.queue, c.head, c.held = nil, 0, nil
 	c.mu.Unlock()
 
 	c.nc.Close()

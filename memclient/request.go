@@ -97,11 +97,12 @@ func (r *request) cost() int64 {
 	return n + 64*int64(len(r.keys))
 }
 
-// usesOpaque reports whether the meta encoding of r carries an O token
-// (every meta command but mn, and the shared text commands, do not).
+// usesOpaque reports whether the meta encoding of r carries an O token:
+// every command but those shared with the text protocol (gets, stats,
+// flush_all), whose replies a sync after them confirms.
 func (r *request) usesOpaque() bool {
 	switch r.op {
-	case opGetMulti, opStats, opFlushAll, opNoop:
+	case opGetMulti, opStats, opFlushAll:
 		return false
 	}
 	return true

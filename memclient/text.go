@@ -96,11 +96,12 @@ func encodeText(w *bufio.Writer, r *request) error {
 	return nil
 }
 
-// decodeText reads r's reply; see decodeMeta for what it returns.
-func (rr *replyReader) decodeText(r *request) (positional bool, err error) {
+// decodeText reads r's reply. err means the stream can no longer be
+// trusted; r's own outcome goes in r.err.
+func (rr *replyReader) decodeText(r *request) error {
 	line, err := rr.line()
 	if err != nil {
-		return false, err
+		return err
 	}
 	switch r.op {
 	case opStats, opFlushAll:
@@ -109,9 +110,9 @@ func (rr *replyReader) decodeText(r *request) (positional bool, err error) {
 	if e, resync := rr.errorReply(line); e != nil {
 		r.err = e
 		if resync && r.op != opIncr && r.op != opDecr {
-			return false, errResync
+			return errResync
 		}
-		return true, nil
+		return nil
 	}
 	switch r.op {
 	case opGet, opGAT, opGetMulti:
@@ -120,61 +121,61 @@ func (rr *replyReader) decodeText(r *request) (positional bool, err error) {
 				if r.op != opGetMulti && r.resItem == nil && r.err == nil {
 					r.err = ErrCacheMiss
 				}
-				return false, nil
+				return nil
 			}
 			if err := rr.textValue(r, line); err != nil {
-				return false, err
+				return err
 			}
 			if line, err = rr.line(); err != nil {
-				return false, err
+				return err
 			}
 		}
 	case opTouch:
 		switch string(line) {
 		case "TOUCHED":
-			return false, nil
+			return nil
 		case "NOT_FOUND":
 			r.err = ErrCacheMiss
-			return false, nil
+			return nil
 		}
 	case opSet, opAdd, opReplace, opAppend, opPrepend, opCAS:
 		switch string(line) {
 		case "STORED":
-			return false, nil
+			return nil
 		case "NOT_STORED":
 			r.err = ErrNotStored
-			return false, nil
+			return nil
 		case "EXISTS":
 			r.err = ErrCASConflict
-			return false, nil
+			return nil
 		case "NOT_FOUND":
 			r.err = ErrCacheMiss
-			return false, nil
+			return nil
 		}
 	case opDelete:
 		switch string(line) {
 		case "DELETED":
-			return false, nil
+			return nil
 		case "NOT_FOUND":
 			r.err = ErrCacheMiss
-			return false, nil
+			return nil
 		}
 	case opIncr, opDecr:
 		if string(line) == "NOT_FOUND" {
 			r.err = ErrCacheMiss
-			return false, nil
+			return nil
 		}
 		// memcached pads decremented numbers with spaces.
 		if n, ok := parseUint(bytes.TrimRight(line, " ")); ok {
 			r.num = n
-			return false, nil
+			return nil
 		}
 	case opNoop:
 		if bytes.HasPrefix(line, []byte("VERSION ")) {
-			return false, nil
+			return nil
 		}
 	}
-	return false, fmt.Errorf("%w: %q to %s", errBadReply, line, r.op)
+	return fmt.Errorf("%w: %q to %s", errBadReply, line, r.op)
 }
 
 // textValue parses "VALUE key flags bytes [cas]", checks that the key is

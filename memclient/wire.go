@@ -113,26 +113,25 @@ func (rr *replyReader) errorReply(line []byte) (err error, resync bool) {
 }
 
 // decodeCommon reads the replies of commands both formats share (stats,
-// flush_all), whose first line is line. Their replies have shapes no other
-// command's have; an error reply is positional (see decodeMeta).
-func (rr *replyReader) decodeCommon(line []byte, r *request) (positional bool, err error) {
+// flush_all), whose first line is line.
+func (rr *replyReader) decodeCommon(line []byte, r *request) error {
 	if e, resync := rr.errorReply(line); e != nil {
 		r.err = e
 		if resync {
-			return false, errResync
+			return errResync
 		}
-		return true, nil
+		return nil
 	}
 	switch r.op {
 	case opFlushAll:
 		if bytes.Equal(line, []byte("OK")) {
-			return false, nil
+			return nil
 		}
 	case opStats:
 		r.stats = make(map[string]string)
 		for {
 			if bytes.Equal(line, []byte("END")) {
-				return false, nil
+				return nil
 			}
 			if !bytes.HasPrefix(line, []byte("STAT ")) {
 				break
@@ -143,12 +142,13 @@ func (rr *replyReader) decodeCommon(line []byte, r *request) (positional bool, e
 			} else {
 				r.stats[string(kv)] = ""
 			}
+			var err error
 			if line, err = rr.line(); err != nil {
-				return false, err
+				return err
 			}
 		}
 	}
-	return false, fmt.Errorf("%w: %q", errBadReply, line)
+	return fmt.Errorf("%w: %q", errBadReply, line)
 }
 
 // writeUint and writeInt format into the writer's free buffer space, the
