@@ -652,7 +652,7 @@ func (c *conn) usable(now int64) bool {
 		return true // someone is writing: it is in use
 	}
 	c.mu.Lock()
-	idle := c.head == len(c.queue) && !c.reading
+	idle := c.head == len(c.queue) && len(c.held) == 0 && !c.reading
 	if idle {
 		c.reading = true
 	}
