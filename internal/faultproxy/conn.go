@@ -163,24 +163,11 @@ func (r *reply) begin(f fault, delay time.Duration) {
 }
 
 // pass deals with the next piece of the reply, read at at; ev says where
-// the piece ends. It reports false when the connection is gone.
+// the piece ends. It reports false when the connection is gone. A reply is
+// counted before its last byte is sent on, so that a client that has it
+// finds it in Stats.
 func (c *conn) pass(r *reply, piece []byte, ev event, at time.Time) bool {
-	switch r.fate {
-	case forward:
-		if !c.send(piece, at, r.notBefore) {
-			return false
-		}
-	case drop:
-	case duplicate:
-		if !c.send(piece, at, r.notBefore) {
-			return false
-		}
-		if r.dupOK && len(r.dup)+len(piece) <= MaxDuplicate {
-			r.dup = append(r.dup, piece...)
-		} else {
-			r.dupOK, r.dup = false, nil
-		}
-	case cut:
+	if r.fate == cut {
 		r.held = append(r.held, piece...)
 		if ev == evNone && len(r.held) < maxHeld {
 			return true
@@ -189,24 +176,36 @@ func (c *conn) pass(r *reply, piece []byte, ev event, at time.Time) bool {
 		if ev == evEnd {
 			held = held[:len(held)/2] // a single line: half of it
 		}
+		c.p.count(cut)
 		if c.send(held, at, r.notBefore) {
 			c.drain()
 		}
-		c.p.count(cut)
 		c.close(true)
 		return false
 	}
-	if ev != evEnd {
-		return true
-	}
 	if r.fate == duplicate {
-		if !r.dupOK {
-			r.fate = forward // too big to copy: sent once
-		} else if !c.send(r.dup, at, r.notBefore) {
-			return false
+		if r.dupOK && len(r.dup)+len(piece) <= MaxDuplicate {
+			r.dup = append(r.dup, piece...)
+		} else {
+			r.dupOK, r.dup = false, nil // too big to copy: sent once
 		}
 	}
-	c.p.count(r.fate)
+	if ev == evEnd {
+		fate := r.fate
+		if fate == duplicate && !r.dupOK {
+			fate = forward
+		}
+		c.p.count(fate)
+	}
+	if r.fate == drop {
+		return true
+	}
+	if !c.send(piece, at, r.notBefore) {
+		return false
+	}
+	if ev == evEnd && r.fate == duplicate && r.dupOK {
+		return c.send(r.dup, at, r.notBefore)
+	}
 	return true
 }
 

@@ -71,8 +71,9 @@ const (
 	cut                    // send its first line (or half of it) and reset the connection
 )
 
-// Stats counts what the proxy did. Replies are counted when their last byte
-// has gone through the proxy; one still in flight counts nowhere.
+// Stats counts what the proxy did. A reply is counted when the proxy has
+// read its last byte, before it sends that byte on: a client that has read
+// a reply, or the reply after a dropped one, finds it counted.
 type Stats struct {
 	Accepted   int // client connections accepted
 	Forwarded  int // replies sent whole, including the duplicated ones
