@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -458,7 +459,10 @@ func TestCloseEndsGoroutines(t *testing.T) {
 	require.LessOrEqual(t, n, 2*5+1)
 
 	require.NoError(t, p.Close())
-	require.Empty(t, leakcheck.Leaked(), "Close waits for its goroutines")
+	// Close has waited for every goroutine's Done; one may still be
+	// returning from its last deferred call.
+	require.Eventually(t, func() bool { return len(leakcheck.Leaked()) == 0 }, time.Second, time.Millisecond,
+		"no goroutine outlives Close")
 	require.Equal(t, 0, p.Conns())
 	require.NoError(t, p.Close(), "a second Close does nothing")
 }
@@ -485,18 +489,19 @@ func TestConcurrentChanges(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i := 0; ; i++ {
+		for i := 0; i < 1_000_000; i++ { // until the traffic is done
 			select {
 			case <-stop:
 				return
 			default:
 			}
 			p.SetLatency(time.Duration(i%2) * time.Microsecond)
-			p.SetBandwidth((i % 3) * 1 << 20)
+			p.SetBandwidth((i % 3) << 20)
 			p.SetBlackhole(false)
 			p.SetChaos(faultproxy.Chaos{Seed: uint64(i), MaxDelay: time.Microsecond})
 			_ = p.Stats()
 			_ = p.Conns()
+			runtime.Gosched() // let the traffic run between changes
 		}
 	}()
 	for i := 0; i < 4; i++ {
