@@ -160,6 +160,9 @@ func (p *Proxy) Stats() Stats {
 
 // SetLatency holds every chunk read, in either direction, for d before
 // writing it on (0: none). Lowering it releases chunks already waiting.
+// Each direction reads its next chunk only once the last is written, so
+// a stream of many chunks is held back more than d; a request and its
+// reply take at least 2*d.
 func (p *Proxy) SetLatency(d time.Duration) {
 	p.update(func(s *settings) { s.latency = d })
 }

@@ -16,6 +16,9 @@
 //		}
 //	})
 //
+// Each connection costs one goroutine, and the server one more to accept;
+// Close ends them all before it returns.
+//
 // For a connect that hangs, ListenFull returns an address whose accept
 // queue is full.
 package hostile
@@ -62,6 +65,12 @@ type Request struct {
 	// CAS values count up, "O" and "k" are echoed as memcached echoes them.
 	// It is empty when memcached would say nothing (noreply, q) or close
 	// the connection (quit).
+	//
+	// The server applies every request to its store when it reads it,
+	// before the handler runs and whatever the handler answers, like a
+	// server that did the work and then lost or garbled the reply. The
+	// store keeps TTLs in whole seconds, never evicts, flushes at once
+	// whatever flush_all's delay, and answers me (debug) only roughly.
 	Correct []byte
 }
 

@@ -15,8 +15,8 @@ import (
 // so that a connect to it hangs until the dialer gives up: the kernel
 // drops the SYNs, as from a server too busy to accept or a host that has
 // gone away. The listener and the connections that fill its queue are
-// closed when the test ends. It is Linux only; elsewhere it skips the
-// test.
+// closed when the test ends. It needs Linux (and not linux/386, where
+// syscall has no direct getsockopt); elsewhere it skips the test.
 func ListenFull(t testing.TB) string {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
