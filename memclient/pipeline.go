@@ -85,6 +85,13 @@ type conn struct {
 	weight   atomic.Int64              // sum of the cost of queued requests
 }
 
+// cutError is a read that reached the reader's deadline inside a reply:
+// the connection is lost, but the server did nothing wrong.
+type cutError struct{ err error }
+
+func (e *cutError) Error() string { return "reply cut off by the deadline: " + e.err.Error() }
+func (e *cutError) Unwrap() error { return e.err }
+
 // connError is the reason a connection closed: err is what its requests
 // fail with, cause what closed it.
 type connError struct{ err, cause error }
@@ -479,12 +486,22 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			if h.err == nil {
 				h.err = fmt.Errorf("memclient: %s: %w", c.srv.addr, err)
 			}
+			var ne net.Error
+			cut := errors.As(err, &ne) && ne.Timeout()
+			if cut {
+				// Our deadline ended inside a reply (a big value, a slow
+				// link): the caller's deadline, not the server's failure.
+				err = &cutError{err}
+			}
 			c.fail(err)
 			c.mu.Lock()
 			recycle := completeLocked(h)
 			c.mu.Unlock()
 			if recycle {
 				putRequest(h)
+			}
+			if cut {
+				r.err = deadlineError(ctx, deadline, c.srv.addr) // r is done, and ours
 			}
 			return nil
 		}

@@ -92,8 +92,9 @@ func (s *server) dropConn(c *conn, err error) {
 	case ErrClosed, errClientClosing, errProbeDone, errServerDown, errIdleClosed:
 		return // closed on purpose, not a failure of the server
 	}
-	if errors.Is(err, ErrValueTooLarge) {
-		return // a value bigger than we take: the server is fine
+	var cut *cutError
+	if errors.Is(err, ErrValueTooLarge) || errors.As(err, &cut) {
+		return // a value bigger than we take, a deadline of ours: the server is fine
 	}
 	if !s.client.isClosed() {
 		s.noteFailure(err)
