@@ -153,8 +153,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 	assert.Equal(t, []string{"lamp", "bulb"}, names)
 	assert.Equal(t, int32(2), db.queries.Load())
 
-	// Memoize is Memoize1.
-	byID := objcache.Memoize(c, "products.byID", 0, db.byID)
+	byID := objcache.Memoize1(c, "products.byID", 0, db.byID)
 	for range 2 {
 		p, err := byID(ctx, 3)
 		require.NoError(t, err)

@@ -69,8 +69,8 @@ type priceQuery struct {
 // storedEnv is what a case works with: caches with the prefix
 // storedPrefix on both protocols, and a raw client.
 type storedEnv struct {
-	meta, text *objcache.Cache
-	raw        *memclient.Client
+	meta, text   *objcache.Cache
+	raw, rawText *memclient.Client // a meta-protocol and a text-protocol client
 }
 
 // capture returns the raw items under keys.
@@ -202,7 +202,7 @@ func storedCases() []storedCase {
 				return e.capture(t, ctx, fullKey(t, ctx, c, "product:404"))
 			},
 			check: func(t *testing.T, ctx context.Context, e storedEnv) {
-				for _, cl := range []*memclient.Client{e.meta.Client(), e.text.Client()} {
+				for _, cl := range []*memclient.Client{e.raw, e.rawText} {
 					c, err := objcache.New(cl, objcache.Options{Prefix: storedPrefix, NegativeTTL: time.Hour})
 					require.NoError(t, err)
 					_, err = objcache.GetOrLoad(ctx, c, "product:404", time.Hour, notCalled(t))
@@ -230,6 +230,8 @@ func storedCases() []storedCase {
 					before := c.Stats().DecodeErrors
 					_, err := objcache.Get[storedProduct](ctx, c, "pending")
 					require.ErrorIs(t, err, objcache.ErrCacheMiss)
+					_, err = objcache.Get[string](ctx, c, "pending")
+					require.ErrorIs(t, err, objcache.ErrCacheMiss, "not an empty string")
 					assert.Equal(t, before, c.Stats().DecodeErrors, "a placeholder is a miss, not a bad value")
 				}
 			},
@@ -248,7 +250,7 @@ func storedCases() []storedCase {
 			check: func(t *testing.T, ctx context.Context, e storedEnv) {
 				// Another process holds the lock: a text-protocol caller
 				// waits for it (LeaseWait), then loads itself.
-				c, err := objcache.New(e.text.Client(), objcache.Options{Prefix: storedPrefix, LeaseWait: 30 * time.Millisecond})
+				c, err := objcache.New(e.rawText, objcache.Options{Prefix: storedPrefix, LeaseWait: 30 * time.Millisecond})
 				require.NoError(t, err)
 				loads := 0
 				got, err := objcache.GetOrLoad(ctx, c, "locked", time.Hour, func(context.Context) (string, error) {
@@ -265,12 +267,10 @@ func storedCases() []storedCase {
 }
 
 func storedEnvFor(t *testing.T, srv *memcachetest.Server) storedEnv {
-	raw := newClient(t, srv.Addr, memclient.ProtocolMeta)
-	return storedEnv{
-		meta: newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{Prefix: storedPrefix}),
-		text: newCache(t, srv.Addr, memclient.ProtocolText, objcache.Options{Prefix: storedPrefix}),
-		raw:  raw,
-	}
+	var e storedEnv
+	e.meta, e.raw = newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{Prefix: storedPrefix})
+	e.text, e.rawText = newCacheClient(t, srv.Addr, memclient.ProtocolText, objcache.Options{Prefix: storedPrefix})
+	return e
 }
 
 func TestStoredItems(t *testing.T) {
