@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -88,9 +89,16 @@ func Example_client() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	it, err := mc.Get(ctx, "greeting") // memclient.ErrCacheMiss if absent
-	fmt.Println(string(it.Value), err)
-	// Output: hello <nil>
+	it, err := mc.Get(ctx, "greeting")
+	switch {
+	case errors.Is(err, memclient.ErrCacheMiss): // absent, expired or evicted: it is nil
+		fmt.Println("no greeting")
+	case err != nil:
+		log.Fatal(err)
+	default:
+		fmt.Println(string(it.Value))
+	}
+	// Output: hello
 }
 
 // The tour, part 2: sessions.
