@@ -89,7 +89,7 @@ type Session struct {
 	stale     bool   // base was saved by this request; its version is unknown
 	sentID    string // the ID whose cookie this response carries ("-": expired)
 	errs      []error
-	reported  int // errs[:reported] were returned by Commit
+	reported  int // errs[:reported] were returned by a Commit's Save
 }
 
 // resolveLocked checks the cookie's signature once; s.mu is held.
