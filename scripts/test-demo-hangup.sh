@@ -43,9 +43,12 @@ alive() {
 	[ -n "$st" ] && [ "$st" != Z ]
 }
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A port below the ephemeral range: connecting to a port in that range
+# while nothing listens there can connect a socket to itself.
+lowest=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 port=""
 for _ in $(seq 100); do
-	p=$((20000 + RANDOM % 30000))
+	p=$((10000 + RANDOM % (lowest - 10000)))
 	if port_free "$p"; then port=$p; break; fi
 done
 [ -n "$port" ] || fail "no free port"
@@ -63,13 +66,14 @@ exec 4<>"$tmp/stdin"
 holder=$! # script: it holds the pty's master side
 
 deadline=$((SECONDS + START_TIMEOUT))
+# The port is probed only once the demo says the shop listens.
 until grep -q "The memkit shop is open" "$log" 2>/dev/null && ! port_free "$port"; do
 	[ $SECONDS -lt $deadline ] || fail "the shop did not answer on port $port within ${START_TIMEOUT}s"
 	kill -0 "$holder" 2>/dev/null || fail "the demo ended before the shop answered"
 	sleep 0.2
 done
 # The shop answers HTTP, not just TCP.
-exec 3<>"/dev/tcp/127.0.0.1/$port"
+exec 3<>"/dev/tcp/127.0.0.1/$port" || fail "cannot connect to the shop on port $port"
 printf 'GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
 status=$(head -n1 <&3 | tr -d '\r')
 exec 3<&-

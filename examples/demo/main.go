@@ -122,7 +122,11 @@ func run(ctx context.Context, out io.Writer, addr string) error {
 		say("%s is busy, using %s", busy, addr)
 	}
 	cmd := exec.Command(shop, "-addr", addr, "-memcached", memcached)
-	cmd.Stdout, cmd.Stderr = out, out
+	// The shop says when it listens; the demo waits for that line rather
+	// than dialing the port, which could connect a socket to itself (the
+	// port may be in the ephemeral range) and take the port from the shop.
+	listening := &lineWatch{out: out, needle: "shop open at http://", seen: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = listening, listening
 	// A fixed session key for this run: sessions live as long as the servers.
 	cmd.Env = append(os.Environ(), "SHOP_SESSION_KEY="+randomHex(32))
 	if err := memcachetest.StartTied(cmd); err != nil {
@@ -146,7 +150,7 @@ func run(ctx context.Context, out io.Writer, addr string) error {
 		}
 	}()
 	say("shop starting, pid %d", cmd.Process.Pid)
-	if err := waitListening(ctx, addr, exited); err != nil {
+	if err := waitListening(ctx, listening.seen, exited); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -179,25 +183,45 @@ func run(ctx context.Context, out io.Writer, addr string) error {
 	}
 }
 
-// waitListening waits until addr accepts connections, the shop exits or
-// ctx ends.
-func waitListening(ctx context.Context, addr string, exited chan error) error {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			return fmt.Errorf("the shop exited before it listened: %v", err)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+// waitListening waits until the shop says it listens, exits, or ctx ends.
+func waitListening(ctx context.Context, listening <-chan struct{}, exited chan error) error {
+	select {
+	case <-listening:
+		return nil
+	case err := <-exited:
+		exited <- err
+		return fmt.Errorf("the shop exited before it listened: %v", err)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// lineWatch copies what it is written to out and closes seen once a line
+// containing needle was written. exec.Cmd calls Write from one goroutine.
+type lineWatch struct {
+	out    io.Writer
+	needle string
+	seen   chan struct{}
+	line   []byte // the current line, until its newline
+	done   bool   // seen is closed
+}
+
+func (w *lineWatch) Write(p []byte) (int, error) {
+	if !w.done {
+		for _, b := range p {
+			if b != '\n' {
+				w.line = append(w.line, b)
+				continue
+			}
+			if strings.Contains(string(w.line), w.needle) {
+				w.done = true
+				close(w.seen)
+				break
+			}
+			w.line = w.line[:0]
 		}
 	}
+	return w.out.Write(p)
 }
 
 // portFree reports whether nothing listens on addr.
