@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/memkit/memkit/memclient"
 )
 
@@ -158,17 +159,18 @@ func (c *config) compile(only, implRe string) error {
 // kills the servers. Progress goes to logw. On error (or when ctx is
 // cancelled) it returns what it measured so far with the error.
 func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
-	bin, err := findMemcached(cfg.memcached)
+	opts := serverOptions(cfg.memcached)
+	bin, err := memcachetest.Lookup(opts)
 	if err != nil {
 		return nil, err
 	}
 	rep := &report{machine: machine(bin)}
-	servers, err := startServers(bin, 3, 256)
+	servers, err := startServers(opts, 3)
 	if err != nil {
 		return nil, err
 	}
-	defer killAll(servers)
-	three := addrs(servers)
+	defer closeAll(servers)
+	three := memcachetest.Addrs(servers)
 	one := three[:1]
 
 	statsClient, err := memclient.New(three...)

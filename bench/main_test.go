@@ -4,27 +4,21 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
-	"os"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
+// needMemcached skips the test when memcached is missing (fails it when
+// CI=true) and returns its path.
 func needMemcached(t *testing.T) string {
 	t.Helper()
-	bin, err := findMemcached("")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	return bin
+	return memcachetest.Binary(t)
 }
 
 // waitGoroutines waits, boundedly, until no more than n goroutines run.
@@ -165,19 +159,6 @@ func TestCancelStopsRun(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop after its context was cancelled")
 	}
-}
-
-func TestServerKill(t *testing.T) {
-	bin := needMemcached(t)
-	s, err := startServer(bin, 16)
-	require.NoError(t, err)
-	c, err := net.Dial("tcp", s.Addr)
-	require.NoError(t, err)
-	c.Close()
-	s.kill()
-	s.kill() // a second kill is a no-op
-	_, err = net.DialTimeout("tcp", s.Addr, time.Second)
-	require.Error(t, err, "memcached still accepts connections after kill")
 }
 
 func TestHistogram(t *testing.T) {

@@ -8,16 +8,14 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/gorilla/sessions"
+	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 func newTestMemcache(t *testing.T) *memcache.Client {
 	t.Helper()
-	bin := needMemcached(t)
-	s, err := startServer(bin, 16)
-	require.NoError(t, err)
-	t.Cleanup(s.kill)
+	s := memcachetest.Start(t, memcachetest.Options{MemoryMB: 16})
 	c := newGomemcache([]string{s.Addr}, 2)
 	t.Cleanup(func() { c.Close() })
 	return c

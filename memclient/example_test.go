@@ -16,15 +16,14 @@ import (
 var exampleAddr string
 
 func TestMain(m *testing.M) {
-	srv, err := memcachetest.Launch(memcachetest.Options{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	exampleAddr = srv.Addr
-	code := m.Run()
-	srv.Close()
-	os.Exit(code)
+	os.Exit(memcachetest.Main(m, func() (func(), error) {
+		srv, err := memcachetest.Launch(memcachetest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		exampleAddr = srv.Addr
+		return srv.Close, nil
+	}))
 }
 
 // The python-memcached basics: set and get, add and replace, append and

@@ -27,12 +27,19 @@ import (
 // rcCache returns an objcache over a fresh client of addr.
 func rcCache(t *testing.T, addr string, proto memclient.Protocol, opts objcache.Options) *objcache.Cache {
 	t.Helper()
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: []memclient.Server{{Addr: addr}}, Protocol: proto})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cl.Close() })
-	c, err := objcache.New(cl, opts)
-	require.NoError(t, err)
+	c, _ := rcCacheClient(t, addr, proto, opts)
 	return c
+}
+
+// rcCacheClient is rcCache that also returns the client, for raw access.
+func rcCacheClient(t *testing.T, addr string, proto memclient.Protocol, opts objcache.Options) (*objcache.Cache, *memclient.Client) {
+	t.Helper()
+	mc, err := memclient.NewFromConfig(memclient.Config{Servers: []memclient.Server{{Addr: addr}}, Protocol: proto})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = mc.Close() })
+	c, err := objcache.New(mc, opts)
+	require.NoError(t, err)
+	return c, mc
 }
 
 // rcServer serves h behind middleware.Cache.
@@ -291,7 +298,7 @@ func TestResponseCacheMaxAge(t *testing.T) {
 		w.Header().Set("Cache-Control", r.URL.Query().Get("cc"))
 		_, _ = io.WriteString(w, "x")
 	})
-	c := rcCache(t, addr, memclient.ProtocolMeta, objcache.Options{TTL: time.Hour})
+	c, mc := rcCacheClient(t, addr, memclient.ProtocolMeta, objcache.Options{TTL: time.Hour})
 	srv := rcServer(t, c, middleware.CacheOptions{TTL: 10 * time.Minute, KeyPrefix: "page:"}, h)
 	host := strings.TrimPrefix(srv.URL, "http://")
 	tests := []struct {
@@ -306,7 +313,7 @@ func TestResponseCacheMaxAge(t *testing.T) {
 		t.Run(tt.cc, func(t *testing.T) {
 			path := "/?cc=" + strings.NewReplacer(" ", "%20", ",", "%2C", "=", "%3D").Replace(tt.cc)
 			rcDo(t, srv, "GET", path)
-			l, err := c.Client().GetLease(context.Background(), "page:GET:"+host+path, memclient.LeaseOptions{})
+			l, err := mc.GetLease(context.Background(), "page:GET:"+host+path, memclient.LeaseOptions{})
 			require.NoError(t, err)
 			assert.InDelta(t, tt.want, l.TTL.Seconds(), 2)
 		})
@@ -420,7 +427,7 @@ func FuzzResponseCache(f *testing.F) {
 			fmt.Fprintf(w, "body %d", seq.Add(1))
 		}))
 	f.Fuzz(func(t *testing.T, path, query, host, lang, cc string) {
-		_ = c.Client().FlushAll(context.Background())
+		_ = cl.FlushAll(context.Background())
 		req := func() *httptest.ResponseRecorder {
 			r := httptest.NewRequest("GET", "/", nil)
 			r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host = path, "", query, host

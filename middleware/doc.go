@@ -1,7 +1,7 @@
 // Package middleware holds net/http middleware for memkit.
 //
 // Session (session.go) puts a lazily loaded session.Session in each
-// request's context and commits it before the first byte of the response;
+// request's context and saves it before the first byte of the response;
 // Cache (cache.go) caches whole responses in an objcache.Cache.
 //
 // Both return middleware of the shape func(http.Handler) http.Handler, so

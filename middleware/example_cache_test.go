@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"testing"
 
 	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/memkit/memkit/memclient"
@@ -12,14 +14,23 @@ import (
 	"github.com/memkit/memkit/objcache"
 )
 
+// exampleAddr is a memcached started for the examples by TestMain.
+var exampleAddr string
+
+func TestMain(m *testing.M) {
+	os.Exit(memcachetest.Main(m, func() (func(), error) {
+		srv, err := memcachetest.Launch(memcachetest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		exampleAddr = srv.Addr
+		return srv.Close, nil
+	}))
+}
+
 func ExampleCache() {
-	mc, err := memcachetest.Launch(memcachetest.Options{}) // a real program has its servers
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer mc.Close()
-	client, err := memclient.New(mc.Addr)
+	client, err := memclient.New(exampleAddr) // a real program passes its servers
+
 	if err != nil {
 		panic(err)
 	}

@@ -406,7 +406,9 @@ func TestClientGoneStillSaves(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	assert.Equal(t, 200, rec.Code)
 
-	s := mgr.Load(func() *http.Request { r := httptest.NewRequest("GET", "/", nil); r.AddCookie(ck); return r }())
-	v, _ := session.Get[string](context.Background(), s, "order")
+	read := httptest.NewRequest("GET", "/", nil)
+	read.AddCookie(ck)
+	read, _ = mgr.Begin(httptest.NewRecorder(), read)
+	v, _ := session.Get[string](context.Background(), session.FromContext(read.Context()), "order")
 	assert.Equal(t, "2", v)
 }

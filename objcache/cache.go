@@ -9,12 +9,39 @@
 // between deploys) is a miss: it is counted in Stats.DecodeErrors and
 // reloaded, never returned as garbage.
 //
-// GetOrLoad (and Memoize, built on it) runs the loader once per key across
-// every process that shares the cluster: within a process through a
-// singleflight, across processes through memcached leases (the meta
-// protocol's mg with the N and R flags) or, on the text protocol, an Add-based
-// lock key. Callers that lose wait a bounded time (Options.LeaseWait) for
-// the winner's value, then load themselves.
+// GetOrLoad (and the Memoize functions, built on it) runs the loader once
+// per key across every process that shares the cluster: within a process
+// through a singleflight, across processes through memcached leases (the
+// meta protocol's mg with the N and R flags, lease.go) or, on the text
+// protocol, an Add-based lock key (lockkey.go); New picks one from the
+// client's protocol. Callers that lose wait a bounded time
+// (Options.LeaseWait) for the winner's value, then load themselves.
+//
+// # Time to live
+//
+// Every ttl argument, Options.TTL and the TTL a GetOrLoadTTL loader returns
+// share one rule: 0 means Options.TTL (DefaultTTL when that is 0 too), a
+// negative value (NoExpiration) means the value never expires (memcached
+// may still evict it), and a positive value is the time to live. To expire
+// a value at once, Delete it. The other durations in Options (LeaseTTL,
+// StaleTTL, NegativeTTL...) must not be negative.
+//
+// # Stored format
+//
+// A cached value is a serializer value: its bytes and item flags, whose
+// codec, compressor and format version the flags name (see the serializer
+// package). Besides values, objcache stores a few markers: a cached "not
+// found" (NegativeTTL) is flags 0 and the bytes "\x00objcache:not-found\x00";
+// a lease placeholder is an empty value with flags 0, which reads as a miss;
+// on the text protocol a lock is "<key>:lock" holding "1" and the refresh
+// window marker is "<key>:fresh" holding "1"; a namespace's generation
+// lives under "<prefix><name>@gen" as a decimal number, and its keys are
+// "<prefix><name>@<generation in base 36>:<key>". Memoized results live
+// under ArgsKey's encoding of the arguments. A later release that stores a
+// new layout marks it with a format version or codec this release does not
+// know, so that such a value reads here as a miss, never as garbage; values
+// stored by this release keep reading in later ones (testdata/stored holds
+// fixtures of what each release wrote, read by TestStoredItems).
 //
 // The pieces:
 //
@@ -23,8 +50,8 @@
 //   - GetOrLoad, GetOrLoadTTL: get-or-load with stampede protection,
 //     stale-while-revalidate (Options.EarlyRefresh), stale serving after
 //     Invalidate and negative caching (Options.NegativeTTL).
-//   - Memoize0 to Memoize3 (Memoize is Memoize1): functions whose results
-//     are cached under a stable encoding of their arguments (ArgsKey).
+//   - Memoize0 to Memoize3: functions whose results are cached under a
+//     stable encoding of their arguments (ArgsKey).
 //   - Update: gets/cas read-modify-write with bounded, jittered retries.
 //   - Namespace, InvalidateNamespace: groups of keys dropped in O(1) by
 //     bumping a generation number.
@@ -68,7 +95,7 @@ const (
 )
 
 // NoExpiration, passed as a ttl, stores a value that never expires (it can
-// still be evicted).
+// still be evicted). Any negative ttl means the same.
 const NoExpiration time.Duration = -1
 
 // Sentinel errors. Match them with errors.Is.
@@ -104,7 +131,7 @@ type Options struct {
 	// typically "app:". Empty means none.
 	Prefix string
 	// TTL is the time to live of values stored with ttl 0. 0 means
-	// DefaultTTL; NoExpiration means never expire.
+	// DefaultTTL; negative (NoExpiration) means never expire.
 	TTL time.Duration
 	// Serializer encodes and decodes values (codec, compressor and
 	// compression threshold). nil means the zero serializer.Serializer.
@@ -158,7 +185,8 @@ type Cache struct {
 	client *memclient.Client
 	ser    *serializer.Serializer
 	opts   Options
-	ns     *namespace // nil for the root cache
+	co     coordinator // leases or lock keys, by the client's protocol
+	ns     *namespace  // nil for the root cache
 	sh     *shared
 }
 
@@ -166,21 +194,19 @@ type Cache struct {
 type shared struct {
 	stats  counters
 	flight group
-	// text is set once GetLease answered ErrNotSupported: the client
-	// speaks the text protocol, so locks replace leases.
-	text atomic.Bool
 	// now and sleep are seams for tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
 }
 
-// New returns a Cache storing through client.
+// New returns a Cache storing through client. It chooses, once, how
+// loaders take turns across processes: memcached leases when client speaks
+// the meta protocol, lock keys when it speaks the text protocol. It returns
+// an error for a nil client, a negative duration other than TTL, or a
+// prefix longer than MaxKeyLen/2.
 func New(client *memclient.Client, opts Options) (*Cache, error) {
 	if client == nil {
 		return nil, errors.New("objcache: nil client")
-	}
-	if opts.TTL < 0 && opts.TTL != NoExpiration {
-		return nil, fmt.Errorf("objcache: negative TTL %v", opts.TTL)
 	}
 	for name, d := range map[string]time.Duration{
 		"EarlyRefresh": opts.EarlyRefresh, "LeaseTTL": opts.LeaseTTL, "LeaseWait": opts.LeaseWait,
@@ -215,10 +241,20 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 	if ser == nil {
 		ser = &serializer.Serializer{}
 	}
+	var co coordinator
+	switch p := client.Protocol(); p {
+	case memclient.ProtocolMeta:
+		co = &leases{client: client, leaseTTL: opts.LeaseTTL, staleTTL: opts.StaleTTL, earlyRefresh: opts.EarlyRefresh}
+	case memclient.ProtocolText:
+		co = &lockKeys{client: client, leaseTTL: opts.LeaseTTL, earlyRefresh: opts.EarlyRefresh}
+	default:
+		return nil, fmt.Errorf("objcache: unknown protocol %v", p)
+	}
 	return &Cache{
 		client: client,
 		ser:    ser,
 		opts:   opts,
+		co:     co,
 		sh:     &shared{now: time.Now, sleep: sleepCtx},
 	}, nil
 }
@@ -234,11 +270,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Client returns the memclient.Client the cache stores through.
-func (c *Cache) Client() *memclient.Client { return c.client }
-
-// ttl resolves a per-call ttl: 0 means the cache's TTL, NoExpiration (any
-// negative value) means 0 on the wire.
+// ttl resolves a per-call ttl: 0 means the cache's TTL, a negative value
+// (NoExpiration) never expires: 0 on the wire.
 func (c *Cache) ttl(d time.Duration) time.Duration {
 	if d == 0 {
 		d = c.opts.TTL
@@ -283,13 +316,6 @@ func fitKey(k string) string {
 	return k[:keep] + "#" + hex.EncodeToString(sum[:])
 }
 
-// lockKey is the text-protocol lock for full key k.
-func lockKey(k string) string { return fitKey(k + ":lock") }
-
-// freshKey marks, on the text protocol with EarlyRefresh, that k's value
-// is not yet in its refresh window.
-func freshKey(k string) string { return fitKey(k + ":fresh") }
-
 // Stats are the cache's counters since New, summed over its namespaces.
 type Stats struct {
 	Hits         uint64 // values served from memcached (fresh)
@@ -330,16 +356,19 @@ func isNegative(data []byte, flags uint32) bool {
 	return flags == 0 && string(data) == string(negativeValue)
 }
 
+// isPlaceholder reports whether an item is a lease placeholder: empty,
+// flags 0. An empty []byte stored by Set looks the same, and reads as a
+// miss too.
+func isPlaceholder(data []byte, flags uint32) bool { return len(data) == 0 && flags == 0 }
+
 // decode decodes a cached item into a new T; errors count as decode errors.
 func decode[T any](c *Cache, data []byte, flags uint32) (T, bool) {
 	var v T
-	if isNegative(data, flags) {
+	if isNegative(data, flags) || isPlaceholder(data, flags) {
 		return v, false
 	}
 	if err := c.ser.Unmarshal(data, flags, &v); err != nil {
-		if len(data) > 0 || flags != 0 { // an empty lease placeholder is just a miss
-			c.sh.stats.decodeErrors.Add(1)
-		}
+		c.sh.stats.decodeErrors.Add(1)
 		var zero T
 		return zero, false
 	}
@@ -347,7 +376,9 @@ func decode[T any](c *Cache, data []byte, flags uint32) (T, bool) {
 }
 
 // Get returns the value stored under key, decoded into a T. It returns
-// ErrCacheMiss when there is none or when it does not decode into a T.
+// ErrCacheMiss when there is none, when it does not decode into a T, and
+// for a key a loader is loading (its lease placeholder; an empty []byte
+// stored by Set cannot be told from one and reads as a miss too).
 func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
 	var zero T
 	k, err := c.Key(ctx, key)
@@ -383,8 +414,8 @@ func (c *Cache) item(ctx context.Context, key string, v any, ttl time.Duration) 
 	return &memclient.Item{Key: k, Value: data, Flags: flags, TTL: c.ttl(ttl)}, nil
 }
 
-// Set stores v under key for ttl (0 means Options.TTL, NoExpiration means
-// never expire).
+// Set stores v under key for ttl (0 means Options.TTL, negative never
+// expires).
 func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
 	it, err := c.item(ctx, key, v, ttl)
 	if err != nil {
@@ -430,21 +461,7 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if !c.sh.text.Load() {
-		err = c.client.Invalidate(ctx, k, c.opts.StaleTTL)
-		if !errors.Is(err, memclient.ErrNotSupported) {
-			if errors.Is(err, memclient.ErrCacheMiss) {
-				return nil
-			}
-			return err
-		}
-		c.sh.text.Store(true)
-	}
-	err = c.client.Delete(ctx, k)
-	if errors.Is(err, memclient.ErrCacheMiss) {
-		return nil
-	}
-	return err
+	return c.co.invalidate(ctx, k)
 }
 
 // GetMulti returns the values stored under keyPrefix+key for each of keys

@@ -29,7 +29,7 @@ func TestNewValidates(t *testing.T) {
 		name string
 		opts objcache.Options
 	}{
-		{"negative TTL", objcache.Options{TTL: -2 * time.Second}},
+		{"negative StaleTTL", objcache.Options{StaleTTL: -2 * time.Second}},
 		{"negative LeaseWait", objcache.Options{LeaseWait: -time.Second}},
 		{"negative UpdateRetries", objcache.Options{UpdateRetries: -1}},
 		{"long prefix", objcache.Options{Prefix: strings.Repeat("p", 200)}},
@@ -44,6 +44,24 @@ func TestNewValidates(t *testing.T) {
 	require.Error(t, err)
 	_, err = objcache.New(cl, objcache.Options{TTL: objcache.NoExpiration})
 	require.NoError(t, err)
+	_, err = objcache.New(cl, objcache.Options{TTL: -2 * time.Second})
+	require.NoError(t, err, "a negative TTL means never expires")
+}
+
+// A negative Options.TTL is NoExpiration: values stored with ttl 0 never
+// expire.
+func TestNegativeOptionsTTL(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: -time.Second})
+	require.NoError(t, c.Set(ctx, "k", 1, 0))
+	l, err := raw.GetLease(ctx, "k", memclient.LeaseOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, time.Duration(-1), l.TTL, "never expires")
+	got, err := objcache.Get[int](ctx, c, "k")
+	require.NoError(t, err)
+	assert.Equal(t, 1, got)
 }
 
 func TestGetSetAddDelete(t *testing.T) {
@@ -94,8 +112,7 @@ func TestTTL(t *testing.T) {
 	leakcheck.Check(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
 	ctx := context.Background()
-	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: 30 * time.Second})
-	raw := c.Client()
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: 30 * time.Second})
 	tests := []struct {
 		name    string
 		ttl     time.Duration
@@ -104,6 +121,7 @@ func TestTTL(t *testing.T) {
 		{"zero means Options.TTL", 0, 30 * time.Second},
 		{"explicit", 10 * time.Second, 10 * time.Second},
 		{"NoExpiration", objcache.NoExpiration, -1},
+		{"any negative never expires", -time.Hour, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,8 +205,7 @@ func TestDecodeErrorIsMiss(t *testing.T) {
 	leakcheck.Check(t)
 	eachProtocol(t, func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol) {
 		ctx := context.Background()
-		c := newCache(t, srv.Addr, proto, objcache.Options{})
-		raw := c.Client()
+		c, raw := newCacheClient(t, srv.Addr, proto, objcache.Options{})
 		tests := []struct {
 			name string
 			item memclient.Item
@@ -313,11 +330,11 @@ func TestNamespaceGenerationEvicted(t *testing.T) {
 	leakcheck.Check(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
 	ctx := context.Background()
-	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{})
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{})
 	ns := c.Namespace("n")
 	require.NoError(t, ns.Set(ctx, "k", 1, 0))
 	// Lose the generation key, as an eviction would.
-	require.NoError(t, c.Client().Delete(ctx, "n@gen"))
+	require.NoError(t, raw.Delete(ctx, "n@gen"))
 	_, err := objcache.Get[int](ctx, ns, "k")
 	require.ErrorIs(t, err, objcache.ErrCacheMiss, "a lost generation never resurrects old values")
 }

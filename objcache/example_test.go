@@ -17,23 +17,14 @@ import (
 var exampleAddr string
 
 func TestMain(m *testing.M) {
-	srv, err := memcachetest.Launch(memcachetest.Options{})
-	switch {
-	case err == nil:
+	os.Exit(memcachetest.Main(m, func() (func(), error) {
+		srv, err := memcachetest.Launch(memcachetest.Options{})
+		if err != nil {
+			return nil, err
+		}
 		exampleAddr = srv.Addr
-	case errors.Is(err, memcachetest.ErrNoBinary) && os.Getenv("CI") != "true":
-		// Every test here needs memcached: skip them all, examples included.
-		fmt.Fprintln(os.Stderr, "SKIP:", err)
-		os.Exit(0)
-	default:
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if srv != nil {
-		srv.Close()
-	}
-	os.Exit(code)
+		return srv.Close, nil
+	}))
 }
 
 // exampleCache connects to the example memcached. A real program passes

@@ -33,6 +33,15 @@ func newCache(t testing.TB, addr string, proto memclient.Protocol, opts objcache
 	return c
 }
 
+// newCacheClient is newCache that also returns the client, for raw access.
+func newCacheClient(t testing.TB, addr string, proto memclient.Protocol, opts objcache.Options) (*objcache.Cache, *memclient.Client) {
+	t.Helper()
+	mc := newClient(t, addr, proto)
+	c, err := objcache.New(mc, opts)
+	require.NoError(t, err)
+	return c, mc
+}
+
 // eachProtocol runs f over a fresh memcached for each protocol.
 func eachProtocol(t *testing.T, f func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol)) {
 	for _, proto := range protocols {

@@ -165,9 +165,9 @@ type storeMode uint8
 const (
 	storeNone    storeMode = iota // memcached is failing: do not write
 	storeSet                      // unconditional Set
-	storeLease                    // CAS over the placeholder we won; delete it if the load fails
-	storeRecache                  // CAS over the value we won the right to refresh
-	storeLocked                   // text protocol: CAS over the value read (Add if none), then release the lock key
+	storeLease                    // leases: CAS over the placeholder won; delete it if the load fails
+	storeRecache                  // leases: CAS over the value won the right to refresh
+	storeLocked                   // lockKeys: CAS over the value read (Add if none), then release the lock key
 )
 
 type state uint8
@@ -188,13 +188,38 @@ type lookupResult struct {
 	cas   uint64
 }
 
+// coordinator is how the loaders of one key take turns across every
+// process sharing the cluster. New picks one from the client's protocol:
+// memcached leases on the meta protocol (leases, lease.go), lock keys on
+// the text protocol (lockKeys, lockkey.go).
+type coordinator interface {
+	// lookup reads full key k and, when it holds no fresh value, tries to
+	// win the right to (re)load it; ttl is the TTL the loaded value will
+	// get.
+	lookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error)
+	// reclaim is called when k holds a value that does not decode and
+	// this caller did not win it (st is what lookup returned; tried says
+	// reclaim already ran in this fetch). It returns a won result when
+	// this caller may now replace the value, or retry when the next
+	// lookup should win it.
+	reclaim(ctx context.Context, k string, st lookupResult, tried bool) (won lookupResult, retry bool)
+	// store writes a value loaded under what lookup or reclaim won: it.CAS
+	// is the result's cas, mode its mode.
+	store(ctx context.Context, it *memclient.Item, mode storeMode) error
+	// release gives up what was won after a failed load.
+	release(ctx context.Context, k string, mode storeMode)
+	// invalidate marks k's value stale, or deletes it where values
+	// cannot be stale.
+	invalidate(ctx context.Context, k string) error
+}
+
 // fetch looks k up and, as needed, waits for another loader or loads.
 func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error) {
 	var waitStart time.Time
 	backoff := pollMin
-	invalidated := false
+	reclaimed := false // reclaim ran for a value that does not decode
 	for {
-		st, err := c.lookup(ctx, k, l.ttl)
+		st, err := c.co.lookup(ctx, k, l.ttl)
 		if err != nil {
 			if ctxEnded(ctx, err) {
 				return outcome{}, err
@@ -234,19 +259,14 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 				c.sh.stats.misses.Add(1)
 				return c.load(ctx, k, l, st.mode, st.cas)
 			}
-			if c.sh.text.Load() {
-				won, err := c.lock(ctx, k)
-				if err == nil && won {
-					c.sh.stats.misses.Add(1)
-					return c.load(ctx, k, l, storeLocked, st.cas)
-				}
-			} else if st.state == stHit && !invalidated {
-				// Mark it stale: the next lookup (ours or another
-				// process's) wins the right to replace it, once.
-				invalidated = true
-				if err := c.client.Invalidate(ctx, k, c.opts.LeaseTTL); err == nil {
-					continue
-				}
+			won, retry := c.co.reclaim(ctx, k, st, reclaimed)
+			reclaimed = true
+			if won.won {
+				c.sh.stats.misses.Add(1)
+				return c.load(ctx, k, l, won.mode, won.cas)
+			}
+			if retry {
+				continue
 			}
 		case stWon:
 			c.sh.stats.misses.Add(1)
@@ -283,110 +303,6 @@ func ctxEnded(ctx context.Context, err error) bool {
 	}
 	d, ok := ctx.Deadline()
 	return ok && !time.Now().Before(d)
-}
-
-// lookup reads k with a lease (meta protocol) or a lock (text protocol).
-func (c *Cache) lookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error) {
-	if !c.sh.text.Load() {
-		opts := memclient.LeaseOptions{VivifyTTL: c.opts.LeaseTTL}
-		if ttl > c.opts.EarlyRefresh {
-			opts.RecacheTTL = c.opts.EarlyRefresh
-		}
-		lease, err := c.client.GetLease(ctx, k, opts)
-		switch {
-		case err == nil:
-			return metaResult(lease), nil
-		case errors.Is(err, memclient.ErrNotSupported):
-			c.sh.text.Store(true)
-		default:
-			return lookupResult{}, err
-		}
-	}
-	return c.textLookup(ctx, k, ttl)
-}
-
-func metaResult(lease *memclient.Lease) lookupResult {
-	it := lease.Item
-	if it == nil {
-		return lookupResult{state: stPending}
-	}
-	if lease.Placeholder() {
-		if lease.Won {
-			return lookupResult{state: stWon, won: true, mode: storeLease, cas: it.CAS}
-		}
-		return lookupResult{state: stPending}
-	}
-	r := lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: lease.Won, mode: storeRecache, cas: it.CAS}
-	if lease.Stale {
-		r.state, r.mode = stStale, storeSet
-	}
-	return r
-}
-
-func (c *Cache) textLookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error) {
-	it, fresh, err := c.textGet(ctx, k, ttl)
-	if err != nil {
-		return lookupResult{}, err
-	}
-	if it != nil && fresh {
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}, nil
-	}
-	won, err := c.lock(ctx, k)
-	if err != nil {
-		return lookupResult{}, err
-	}
-	if won {
-		// Read again under the lock: the previous holder may have stored
-		// the value and released the lock between our read and our lock.
-		it2, fresh2, err := c.textGet(ctx, k, ttl)
-		if err != nil {
-			c.unlock(ctx, k)
-			return lookupResult{}, err
-		}
-		if it2 != nil && fresh2 {
-			c.unlock(ctx, k)
-			return lookupResult{state: stHit, data: it2.Value, flags: it2.Flags, cas: it2.CAS}, nil
-		}
-		it = it2
-	}
-	if it != nil { // in the early-refresh window
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won, mode: storeLocked, cas: it.CAS}, nil
-	}
-	if won {
-		return lookupResult{state: stWon, won: true, mode: storeLocked}, nil
-	}
-	return lookupResult{state: stPending}, nil
-}
-
-// textGet reads k and, with EarlyRefresh, whether it is still fresh (out
-// of the refresh window); it is nil on a miss.
-func (c *Cache) textGet(ctx context.Context, k string, ttl time.Duration) (it *memclient.Item, fresh bool, err error) {
-	if w := c.opts.EarlyRefresh; w > 0 && ttl > w {
-		fk := freshKey(k)
-		items, err := c.client.GetMulti(ctx, []string{k, fk})
-		if err != nil {
-			return nil, false, err
-		}
-		return items[k], items[fk] != nil, nil
-	}
-	it, err = c.client.Get(ctx, k)
-	if errors.Is(err, memclient.ErrCacheMiss) {
-		return nil, true, nil
-	}
-	return it, true, err
-}
-
-// lock takes the text-protocol lock for k: an Add that only one caller in
-// the cluster wins, expiring after LeaseTTL if its holder dies.
-func (c *Cache) lock(ctx context.Context, k string) (bool, error) {
-	err := c.client.Add(ctx, &memclient.Item{Key: lockKey(k), Value: []byte("1"), TTL: c.opts.LeaseTTL})
-	if err == nil {
-		return true, nil
-	}
-	if errors.Is(err, memclient.ErrNotStored) {
-		return false, nil
-	}
-	return false, err
 }
 
 // load runs the loader and stores its result as mode says.
@@ -434,48 +350,17 @@ func (c *Cache) store(ctx context.Context, k string, data []byte, flags uint32, 
 		return
 	case storeSet:
 		err = c.client.Set(ctx, it)
-	case storeLease, storeRecache:
+	default: // a lease or a lock won from the coordinator
 		it.CAS = cas
-		err = c.client.CompareAndSwap(ctx, it)
-		if errors.Is(err, memclient.ErrCASConflict) || errors.Is(err, memclient.ErrCacheMiss) {
-			// Someone stored, deleted or invalidated the key while we
-			// loaded: theirs is newer than what we started from.
-			err = nil
-		}
-	case storeLocked:
-		if cas != 0 {
-			it.CAS = cas
-			err = c.client.CompareAndSwap(ctx, it)
-		} else {
-			err = c.client.Add(ctx, it)
-		}
-		switch {
-		case errors.Is(err, memclient.ErrCASConflict), errors.Is(err, memclient.ErrCacheMiss), errors.Is(err, memclient.ErrNotStored):
-			err = nil // somebody wrote or deleted it while we loaded: theirs wins
-		case err == nil:
-			if w := c.opts.EarlyRefresh; w > 0 && ttl > w && !isNegative(data, flags) {
-				err = c.client.Set(ctx, &memclient.Item{Key: freshKey(k), Value: []byte("1"), TTL: ttl - w})
-			}
-		}
-		c.unlock(ctx, k)
+		err = c.co.store(ctx, it, mode)
 	}
 	if err != nil {
 		c.sh.stats.errors.Add(1)
 	}
 }
 
-// abandon releases a lease after a failed load, so waiters elsewhere take
-// over at once instead of after LeaseTTL.
+// abandon releases a lease or lock after a failed load, so that waiters
+// elsewhere take over at once instead of after LeaseTTL.
 func (c *Cache) abandon(ctx context.Context, k string, mode storeMode) {
-	ctx = context.WithoutCancel(ctx)
-	switch mode {
-	case storeLease:
-		_ = c.client.Delete(ctx, k) // the placeholder
-	case storeLocked:
-		c.unlock(ctx, k)
-	}
-}
-
-func (c *Cache) unlock(ctx context.Context, k string) {
-	_ = c.client.Delete(context.WithoutCancel(ctx), lockKey(k))
+	c.co.release(context.WithoutCancel(ctx), k, mode)
 }

@@ -375,12 +375,11 @@ func TestLeaseWaitBounded(t *testing.T) {
 	leakcheck.Check(t)
 	eachProtocol(t, func(t *testing.T, srv *memcachetest.Server, proto memclient.Protocol) {
 		ctx := context.Background()
-		c := newCache(t, srv.Addr, proto, objcache.Options{LeaseWait: 100 * time.Millisecond})
+		c, raw := newCacheClient(t, srv.Addr, proto, objcache.Options{LeaseWait: 100 * time.Millisecond})
 		k, err := c.Key(ctx, "stuck")
 		require.NoError(t, err)
 
 		// A process takes the lease and dies.
-		raw := c.Client()
 		if proto == memclient.ProtocolMeta {
 			l, err := raw.GetLease(ctx, k, memclient.LeaseOptions{VivifyTTL: time.Minute})
 			require.NoError(t, err)
@@ -468,10 +467,10 @@ func TestNegativeEntryExpires(t *testing.T) {
 	leakcheck.Check(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
 	ctx := context.Background()
-	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{NegativeTTL: time.Second})
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{NegativeTTL: time.Second})
 	_, err := objcache.GetOrLoad(ctx, c, "k", 0, func(context.Context) (int, error) { return 0, objcache.ErrNotFound })
 	require.ErrorIs(t, err, objcache.ErrNotFound)
-	l, err := c.Client().GetLease(ctx, "k", memclient.LeaseOptions{})
+	l, err := raw.GetLease(ctx, "k", memclient.LeaseOptions{})
 	require.NoError(t, err)
 	assert.InDelta(t, 1, l.TTL.Seconds(), 1, "stored with NegativeTTL, not the value TTL")
 }
@@ -528,7 +527,7 @@ func TestGetOrLoadTTL(t *testing.T) {
 	leakcheck.Check(t)
 	srv := memcachetest.Start(t, memcachetest.Options{})
 	ctx := context.Background()
-	c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: time.Hour})
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{TTL: time.Hour})
 	tests := []struct {
 		name    string
 		ttl     time.Duration
@@ -537,6 +536,7 @@ func TestGetOrLoadTTL(t *testing.T) {
 		{"chosen by the loader", 5 * time.Second, 5},
 		{"zero means Options.TTL", 0, 3600},
 		{"never expires", objcache.NoExpiration, -1},
+		{"any negative never expires", -time.Minute, -1},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -546,7 +546,7 @@ func TestGetOrLoadTTL(t *testing.T) {
 			})
 			require.NoError(t, err)
 			assert.Equal(t, "v", v)
-			l, err := c.Client().GetLease(ctx, key, memclient.LeaseOptions{})
+			l, err := raw.GetLease(ctx, key, memclient.LeaseOptions{})
 			require.NoError(t, err)
 			assert.InDelta(t, tt.wantTTL, l.TTL.Seconds(), 2)
 		})

@@ -10,7 +10,8 @@ import (
 )
 
 // Memoize0 returns a function that calls fn through GetOrLoad under the key
-// name, caching its result for ttl (0 means Options.TTL).
+// name, caching its result for ttl (0 means Options.TTL, negative never
+// expires).
 func Memoize0[R any](c *Cache, name string, ttl time.Duration, fn func(context.Context) (R, error)) func(context.Context) (R, error) {
 	return func(ctx context.Context) (R, error) {
 		return GetOrLoad(ctx, c, name, ttl, fn)
@@ -18,7 +19,7 @@ func Memoize0[R any](c *Cache, name string, ttl time.Duration, fn func(context.C
 }
 
 // Memoize1 returns a function with fn's signature whose results are cached
-// for ttl (0 means Options.TTL) through GetOrLoad, with all its stampede
+// for ttl (0 means Options.TTL, negative never expires) through GetOrLoad, with all its stampede
 // protection. The key is name, ':' and a stable encoding of the argument
 // (see ArgsKey): equal arguments, including structs, maps and slices, give
 // equal keys across processes. A key that would exceed MaxKeyLen is
@@ -41,14 +42,6 @@ func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(contex
 	}
 }
 
-// Memoize is Memoize1, the common case: a function of one argument (use a
-// struct for several).
-//
-//	byID := objcache.Memoize(c, "products.byID", time.Minute, db.ProductByID)
-func Memoize[A, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A) (R, error)) func(context.Context, A) (R, error) {
-	return Memoize1(c, name, ttl, fn)
-}
-
 // Memoize2 is Memoize1 for functions of two arguments.
 func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B) (R, error)) func(context.Context, A, B) (R, error) {
 	return func(ctx context.Context, a A, b B) (R, error) {
@@ -62,14 +55,14 @@ func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(con
 }
 
 // Memoize3 is Memoize1 for functions of three arguments.
-func Memoize3[A, B, C, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B, C) (R, error)) func(context.Context, A, B, C) (R, error) {
-	return func(ctx context.Context, a A, b B, cc C) (R, error) {
-		key, err := ArgsKey(name, a, b, cc)
+func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B, D) (R, error)) func(context.Context, A, B, D) (R, error) {
+	return func(ctx context.Context, a A, b B, d D) (R, error) {
+		key, err := ArgsKey(name, a, b, d)
 		if err != nil {
 			var zero R
 			return zero, err
 		}
-		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b, cc) })
+		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b, d) })
 	}
 }
 
@@ -102,8 +95,8 @@ func ArgsKey(name string, args ...any) (string, error) {
 // refused too: it marks the base64 form (JSON never starts with it, but a
 // string could hold one).
 func keySafe(b []byte) bool {
-	for _, c := range b {
-		if c <= ' ' || c == 0x7f || c == '~' {
+	for _, ch := range b {
+		if ch <= ' ' || ch == 0x7f || ch == '~' {
 			return false
 		}
 	}

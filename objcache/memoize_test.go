@@ -2,10 +2,7 @@ package objcache_test
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	_ "modernc.org/sqlite"
 
 	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
@@ -22,23 +18,20 @@ import (
 	"github.com/memkit/memkit/objcache"
 )
 
-// productDB is a real database/sql database (SQLite, pure Go) that counts
-// the queries it runs.
+// productDB is a small product table in memory that counts the queries
+// it answers, standing in for a database (the core module takes no
+// database driver; examples/webapp memoizes real SQLite queries).
 type productDB struct {
-	db      *sql.DB
+	rows    []dbProduct
 	queries atomic.Int32
 }
 
 func openProductDB(t *testing.T) *productDB {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "shop.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	_, err = db.Exec(`CREATE TABLE products (id INTEGER PRIMARY KEY, name TEXT, category TEXT, price REAL);
-		INSERT INTO products VALUES (1, 'chair', 'furniture', 49.5), (2, 'table', 'furniture', 120),
-			(3, 'lamp', 'lighting', 19), (4, 'bulb', 'lighting', 2.5);`)
-	require.NoError(t, err)
-	return &productDB{db: db}
+	return &productDB{rows: []dbProduct{
+		{1, "chair", "furniture", 49.5}, {2, "table", "furniture", 120},
+		{3, "lamp", "lighting", 19}, {4, "bulb", "lighting", 2.5},
+	}}
 }
 
 type dbProduct struct {
@@ -50,13 +43,12 @@ type dbProduct struct {
 
 func (p *productDB) byID(ctx context.Context, id int) (dbProduct, error) {
 	p.queries.Add(1)
-	var r dbProduct
-	err := p.db.QueryRowContext(ctx, `SELECT id, name, category, price FROM products WHERE id = ?`, id).
-		Scan(&r.ID, &r.Name, &r.Category, &r.Price)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("product %d: %w", id, objcache.ErrNotFound)
+	for _, r := range p.rows {
+		if r.ID == id {
+			return r, nil
+		}
 	}
-	return r, err
+	return dbProduct{}, fmt.Errorf("product %d: %w", id, objcache.ErrNotFound)
 }
 
 type filter struct {
@@ -67,22 +59,13 @@ type filter struct {
 
 func (p *productDB) search(ctx context.Context, f filter) ([]string, error) {
 	p.queries.Add(1)
-	rows, err := p.db.QueryContext(ctx, `SELECT name FROM products WHERE category = ? AND price <= ? ORDER BY id`, f.Category, f.MaxPrice)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		if !f.Exclude[name] {
-			out = append(out, name)
+	for _, r := range p.rows {
+		if r.Category == f.Category && r.Price <= f.MaxPrice && !f.Exclude[r.Name] {
+			out = append(out, r.Name)
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 func (p *productDB) page(ctx context.Context, category string, limit int) ([]string, error) {
@@ -91,9 +74,7 @@ func (p *productDB) page(ctx context.Context, category string, limit int) ([]str
 
 func (p *productDB) count(ctx context.Context) (int, error) {
 	p.queries.Add(1)
-	var n int
-	err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n)
-	return n, err
+	return len(p.rows), nil
 }
 
 // The proof: memoizing a database call, N identical calls run 1 query,
@@ -172,8 +153,7 @@ func TestMemoizeStructAndMultipleArgs(t *testing.T) {
 	assert.Equal(t, []string{"lamp", "bulb"}, names)
 	assert.Equal(t, int32(2), db.queries.Load())
 
-	// Memoize is Memoize1.
-	byID := objcache.Memoize(c, "products.byID", 0, db.byID)
+	byID := objcache.Memoize1(c, "products.byID", 0, db.byID)
 	for range 2 {
 		p, err := byID(ctx, 3)
 		require.NoError(t, err)

@@ -27,12 +27,12 @@ type call struct {
 // for that run's result. leader reports whether this caller ran fn.
 func (g *group) do(ctx context.Context, key string, fn func() (outcome, error)) (res outcome, err error, leader bool) {
 	g.mu.Lock()
-	if c, ok := g.m[key]; ok {
-		c.waiters++
+	if run, ok := g.m[key]; ok {
+		run.waiters++
 		g.mu.Unlock()
 		select {
-		case <-c.done:
-			return c.res, c.err, false
+		case <-run.done:
+			return run.res, run.err, false
 		case <-ctx.Done():
 			return outcome{}, ctx.Err(), false
 		}
@@ -40,31 +40,31 @@ func (g *group) do(ctx context.Context, key string, fn func() (outcome, error)) 
 	if g.m == nil {
 		g.m = make(map[string]*call)
 	}
-	c := &call{done: make(chan struct{})}
-	g.m[key] = c
+	run := &call{done: make(chan struct{})}
+	g.m[key] = run
 	g.mu.Unlock()
 
 	finished := false
 	defer func() {
 		if !finished {
-			c.err = ErrLoaderPanicked
+			run.err = ErrLoaderPanicked
 		}
 		g.mu.Lock()
 		delete(g.m, key)
 		g.mu.Unlock()
-		close(c.done)
+		close(run.done)
 	}()
-	c.res, c.err = fn()
+	run.res, run.err = fn()
 	finished = true
-	return c.res, c.err, true
+	return run.res, run.err, true
 }
 
 // waiting returns how many callers wait for the run in progress for key.
 func (g *group) waiting(key string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if c, ok := g.m[key]; ok {
-		return c.waiters
+	if run, ok := g.m[key]; ok {
+		return run.waiters
 	}
 	return 0
 }

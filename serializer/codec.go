@@ -105,9 +105,8 @@ func Register(c Codec) error {
 	return nil
 }
 
-// LookupCodec returns the codec registered under id. It is safe for
-// concurrent use.
-func LookupCodec(id uint8) (Codec, bool) {
+// lookupCodec returns the codec registered under id.
+func lookupCodec(id uint8) (Codec, bool) {
 	c := registry.Load()[id]
 	return c, c != nil
 }

@@ -52,11 +52,26 @@
 //	            64-255 user codecs (see Register)
 //	bits 16-19  compressor ID: 0 none (or zlib when bit 3 is set),
 //	            1 s2, 2 zstd; s2 and zstd are only used with codec IDs > 0
-//	bits 20-31  zero
+//	bits 20-27  zero
+//	bits 28-31  format version: 0, the layout above
 //
 // A reader refuses flags it cannot account for with [ErrUnknownFormat]:
-// reserved bits set, an unregistered codec or compressor ID, python bits
-// combined with a memkit codec, or two compressors at once.
+// reserved bits set, a format version it does not know, an unregistered
+// codec or compressor ID, python bits combined with a memkit codec, or two
+// compressors at once.
+//
+// # Versions
+//
+// Every value carries the version of its layout in flag bits 28-31. Values
+// written before the field existed have 0 there, which is the layout above:
+// they read as they always did, and python-memcached's flags keep their
+// meaning. A change to how a codec or compressor encodes takes a new codec or
+// compressor ID; a change to the layout itself takes a new version. A reader
+// refuses a version it does not know rather than misread it, so during a
+// rolling deploy an older process treats a newer value as unreadable (a
+// cache miss for objcache), never as garbage, and every release keeps
+// reading what earlier ones wrote: testdata/stored holds the bytes each
+// release stored, and TestStoredValues reads them all.
 //
 // # Bad input
 //

@@ -14,8 +14,9 @@ var (
 	// ErrCorrupt reports a value that does not decode: truncated, corrupted,
 	// or of the wrong shape for the target.
 	ErrCorrupt = errors.New("serializer: corrupt value")
-	// ErrUnknownFormat reports flags naming a codec or compressor this
-	// reader does not know, or reserved flag bits that are set.
+	// ErrUnknownFormat reports flags naming a codec, compressor or format
+	// version this reader does not know, or reserved flag bits that are
+	// set.
 	ErrUnknownFormat = errors.New("serializer: unknown format")
 	// ErrPickle reports a value python-memcached pickled (flag 1). Pickles
 	// can run arbitrary code when loaded; they are refused, never executed.
@@ -56,7 +57,12 @@ const (
 
 	codecShift   = 8
 	compShift    = 16
-	reservedMask = 0xfff000e0 // bits 5-7 and 20-31
+	versionShift = 28
+	reservedMask = 0x0ff000e0 // bits 5-7 and 20-27
+
+	// formatVersion is the flag layout this package writes and reads
+	// (bits 28-31). Every value written so far has 0 there.
+	formatVersion = 0
 )
 
 // Serializer encodes values into bytes plus memcached item flags and back.
@@ -131,7 +137,7 @@ func (s *Serializer) Marshal(v any) (data []byte, flags uint32, err error) {
 		return nil, 0, fmt.Errorf("%w: raw codec cannot encode %T", ErrUnsupportedType, v)
 	}
 	id := c.ID()
-	if reg, ok := LookupCodec(id); !ok || reg.Name() != c.Name() {
+	if reg, ok := lookupCodec(id); !ok || reg.Name() != c.Name() {
 		return nil, 0, fmt.Errorf("%w: codec %q (ID %d) is not registered", ErrUnknownFormat, c.Name(), id)
 	}
 	bp := getBuf()
@@ -251,6 +257,9 @@ type format struct {
 
 func parseFlags(flags uint32) (format, error) {
 	var f format
+	if v := flags >> versionShift; v != formatVersion {
+		return f, fmt.Errorf("%w: format version %d in flags %#x (this reader knows %d)", ErrUnknownFormat, v, flags, formatVersion)
+	}
 	if flags&reservedMask != 0 {
 		return f, fmt.Errorf("%w: reserved bits in flags %#x", ErrUnknownFormat, flags)
 	}
@@ -280,7 +289,7 @@ func parseFlags(flags uint32) (format, error) {
 	if py != 0 {
 		return f, fmt.Errorf("%w: python bits with codec %d, flags %#x", ErrUnknownFormat, codecID, flags)
 	}
-	c, ok := LookupCodec(codecID)
+	c, ok := lookupCodec(codecID)
 	if !ok {
 		return f, fmt.Errorf("%w: codec ID %d, flags %#x", ErrUnknownFormat, codecID, flags)
 	}

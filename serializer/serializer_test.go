@@ -310,7 +310,10 @@ func TestUnmarshalErrors(t *testing.T) {
 		{"pickle is also unknown format", []byte("x"), 1, new(any), ErrUnknownFormat},
 		{"compressed pickle", []byte("x"), 1 | 8, new(any), ErrPickle},
 		{"python combo", []byte("x"), 2 | 16, new(any), ErrUnknownFormat},
-		{"reserved high bit", plain, plainFlags | 1<<31, new(any), ErrUnknownFormat},
+		{"future format version", plain, plainFlags | 1<<28, new(any), ErrUnknownFormat},
+		{"format version 15", plain, plainFlags | 15<<28, new(any), ErrUnknownFormat},
+		{"reserved bit 27", plain, plainFlags | 1<<27, new(any), ErrUnknownFormat},
+		{"reserved bit 20", plain, plainFlags | 1<<20, new(any), ErrUnknownFormat},
 		{"reserved bit 5", plain, plainFlags | 1<<5, new(any), ErrUnknownFormat},
 		{"unregistered codec", plain, 200 << codecShift, new(any), ErrUnknownFormat},
 		{"unknown compressor", plain, msgpackID<<codecShift | 7<<compShift, new(any), ErrUnknownFormat},
@@ -428,7 +431,7 @@ func TestRegister(t *testing.T) {
 	// A fresh ID each run, so -count=N works with the global registry.
 	id := uint8(0)
 	for i := 255; i >= MinUserCodecID; i-- {
-		if _, taken := LookupCodec(uint8(i)); !taken {
+		if _, taken := lookupCodec(uint8(i)); !taken {
 			id = uint8(i)
 			break
 		}
@@ -455,7 +458,7 @@ func TestRegister(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnknownFormat, "an impostor with a registered ID")
 	assert.ErrorIs(t, Register(upperCodec{id: 5, name: "upper"}), ErrCodecID, "reserved")
 	assert.ErrorIs(t, Register(nil), ErrCodecID)
-	got2, ok := LookupCodec(msgpackID)
+	got2, ok := lookupCodec(msgpackID)
 	assert.True(t, ok)
 	assert.Equal(t, "msgpack", got2.Name())
 }

@@ -1,7 +1,9 @@
 package session_test
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 
@@ -109,4 +111,49 @@ func ExampleUpdate() {
 	// Output:
 	// [book]
 	// [book pen]
+}
+
+// Begin and Commit are what middleware.Session is built on, and what an
+// adapter for another framework uses. Here the framework's handlers return
+// their response instead of writing it: the adapter saves the session after
+// the handler and before writing the response, so that the session's cookie
+// goes out with it.
+func ExampleManager_Begin() {
+	mgr := &session.Manager{Keys: [][]byte{[]byte("a-32-byte-hash-key-for-signing!!"), nil}}
+	defer mgr.Close()
+
+	type handler func(r *http.Request) (status int, body string)
+	adapt := func(h handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r, commit := mgr.Begin(w, r) // no I/O yet
+			status, body := h(r)
+			// Errors go to mgr.ErrorFunc too; a client that hangs up
+			// must not cancel the save.
+			if err := commit.Save(context.WithoutCancel(r.Context())); err != nil && commit.Replaced() {
+				return // the error hook wrote the response
+			}
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		})
+	}
+	visits := adapt(func(r *http.Request) (int, string) {
+		s := session.FromContext(r.Context())
+		n, _ := session.Get[int](r.Context(), s, "n")
+		_ = s.Set("n", n+1)
+		return http.StatusOK, fmt.Sprintf("visit %d", n+1)
+	})
+
+	rec := httptest.NewRecorder()
+	visits.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	cookie := rec.Result().Cookies()[0]
+	fmt.Println(rec.Body.String(), "sets", cookie.Name)
+
+	req := httptest.NewRequest("GET", "/", nil)
+	req.AddCookie(cookie)
+	rec = httptest.NewRecorder()
+	visits.ServeHTTP(rec, req)
+	fmt.Println(rec.Body.String(), "sets", len(rec.Result().Cookies()), "cookies")
+	// Output:
+	// visit 1 sets memkit_session
+	// visit 2 sets 0 cookies
 }

@@ -2,17 +2,14 @@ package session
 
 import (
 	"context"
-
+	crand "crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
-
-	crand "crypto/rand"
 
 	"github.com/gorilla/securecookie"
 	"github.com/memkit/memkit/serializer"
@@ -50,14 +47,16 @@ type CookieConfig struct {
 	Partitioned bool
 	// BrowserSession makes the cookie last until the browser closes (no
 	// Expires or Max-Age). By default the cookie persists until the
-	// session's Lifetime ends.
+	// session's Lifetime ends (with no Lifetime, it is a browser-session
+	// cookie either way).
 	BrowserSession bool
 }
 
-// Manager loads and saves sessions: it reads the signed ID from the
-// request's cookie, loads the record lazily from the Store, merges this
-// request's changes into it with a compare-and-swap, and writes the
-// cookie. Set its fields before first use and do not change them after.
+// Manager holds what the sessions of an application share: the store, the
+// cookie's keys and attributes, the timeouts and the error hook. Begin
+// starts the session of one request; the Session loads its record lazily
+// and saves this request's changes with a compare-and-swap. Set its fields
+// before first use and do not change them after.
 //
 // A Manager is safe for concurrent use. Close it to release the default
 // in-memory store.
@@ -70,11 +69,14 @@ type Manager struct {
 	// Cookie configures the session cookie.
 	Cookie CookieConfig
 	// IdleTimeout ends a session not read for this long. Every read slides
-	// it in the same round trip (get-and-touch). 0 means no idle timeout.
+	// it in the same round trip (get-and-touch). 0 or negative means no
+	// idle timeout.
 	IdleTimeout time.Duration
 	// Lifetime is the absolute lifetime of a session, counted from the
 	// creation time stored in its record, whatever the idle sliding does.
-	// 0 means DefaultLifetime.
+	// 0 means DefaultLifetime; negative means none: a session then ends
+	// only by IdleTimeout (or never, without one), and its cookie lasts
+	// until the browser closes. To end a session at once, Destroy it.
 	Lifetime time.Duration
 	// Keys are gorilla/securecookie key pairs, newest first: a hash key (32
 	// or 64 bytes) and a block key (16, 24 or 32 bytes to encrypt the
@@ -138,8 +140,8 @@ func Fatal(err error) bool {
 	return false
 }
 
-// HandleError calls the error hook (ErrorFunc or DefaultErrorFunc).
-func (m *Manager) HandleError(w http.ResponseWriter, r *http.Request, err error) {
+// handleError calls the error hook (ErrorFunc or DefaultErrorFunc).
+func (m *Manager) handleError(w http.ResponseWriter, r *http.Request, err error) {
 	if m.ErrorFunc != nil {
 		m.ErrorFunc(w, r, err)
 		return
@@ -165,10 +167,13 @@ func (m *Manager) init() {
 				}
 			}
 		}
-		maxAge := int(m.lifetime()/time.Second) + 60
+		maxAge := 0 // no limit
+		if lt := m.lifetime(); lt > 0 {
+			maxAge = int(lt/time.Second) + 60
+		}
 		m.codecs = securecookie.CodecsFromPairs(keys...)
-		for _, c := range m.codecs {
-			sc := c.(*securecookie.SecureCookie)
+		for _, codec := range m.codecs {
+			sc := codec.(*securecookie.SecureCookie)
 			sc.SetSerializer(securecookie.NopEncoder{})
 			sc.MaxAge(maxAge)
 		}
@@ -201,11 +206,37 @@ func (m *Manager) clock() time.Time {
 	return time.Now()
 }
 
+// lifetime returns the absolute lifetime of sessions, 0 for none.
 func (m *Manager) lifetime() time.Duration {
-	if m.Lifetime > 0 {
+	switch {
+	case m.Lifetime > 0:
 		return m.Lifetime
+	case m.Lifetime < 0:
+		return 0
 	}
 	return DefaultLifetime
+}
+
+// expired reports whether rec's absolute lifetime has ended.
+func (m *Manager) expired(rec *record) bool {
+	lt := m.lifetime()
+	return lt > 0 && !m.clock().Before(time.Unix(0, rec.Created).Add(lt))
+}
+
+// recordTTL returns the store TTL of rec saved at now (0: never expires),
+// and false when its lifetime has already ended.
+func (m *Manager) recordTTL(rec *record, now time.Time) (time.Duration, bool) {
+	var ttl time.Duration // never
+	if lt := m.lifetime(); lt > 0 {
+		ttl = time.Unix(0, rec.Created).Add(lt).Sub(now)
+		if ttl <= 0 {
+			return 0, false
+		}
+	}
+	if m.IdleTimeout > 0 && (ttl == 0 || m.IdleTimeout < ttl) {
+		ttl = m.IdleTimeout
+	}
+	return ttl, true
 }
 
 func (m *Manager) cookieName() string {
@@ -261,200 +292,8 @@ func (m *Manager) encodeCookie(id string) (string, error) {
 	return v, nil
 }
 
-// Load returns the request's session without any I/O or cryptography:
-// the cookie's signature is checked on the session's first use, and a
-// missing, tampered or garbage cookie then gives a new, empty session that
-// never looks the store up. The record is loaded on the session's first
-// read.
-func (m *Manager) Load(r *http.Request) *Session {
-	m.init()
-	s := &Session{mgr: m}
-	if c, err := r.Cookie(m.cookieName()); err == nil && c.Value != "" {
-		s.hadCookie = true
-		s.rawCookie = c.Value // checked on first use
-		return s
-	}
-	s.resolved, s.loaded = true, true // nothing to load
-	return s
-}
-
-// Commit saves s if this request changed it and writes the cookie into h
-// when the session got a new ID, was renewed or destroyed. It makes no
-// store call for a session that was never touched. Setting a cookie also
-// adds "Vary: Cookie" and `Cache-Control: no-cache="Set-Cookie"`.
-//
-// Commit may be called again to save changes made after the previous call;
-// pass a nil h once the response has started: changes to a session whose
-// cookie is already out are saved, a session that would need a new cookie
-// is not (ErrHeadersSent).
-//
-// It returns the errors met loading or saving the session since the
-// previous Commit, joined (nil if none); hand them to HandleError.
-func (m *Manager) Commit(ctx context.Context, h http.Header, s *Session) error {
-	m.init()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.failed && (!s.ch.empty() || s.renewed) {
-		m.ensureLoaded(ctx, s)
-		needCookie := s.id == "" || (s.id != s.cookieID && s.id != s.sentID)
-		switch {
-		case s.failed:
-		case h == nil && needCookie:
-			s.err(ErrHeadersSent)
-			s.ch, s.renewed = changes{}, false
-		case s.err(m.save(ctx, s)) == nil:
-			s.ch, s.renewed, s.stale = changes{}, false, true
-			if needCookie {
-				if err := m.setCookie(h, s); err != nil {
-					s.err(err)
-				} else {
-					s.sentID = s.id
-				}
-			}
-			if s.oldKey != "" {
-				s.err(m.store.Delete(ctx, s.oldKey))
-				s.oldKey = ""
-			}
-		}
-	}
-	if s.destroyed && s.sentID == "" && s.hadCookie && h != nil {
-		m.expireCookie(h)
-		s.sentID = "-" // expired
-	}
-	errs := s.errs[s.reported:]
-	s.reported = len(s.errs)
-	return errors.Join(errs...)
-}
-
-// save writes s's changes with a compare-and-swap, re-reading and
-// re-applying them after each lost race; s.mu is held.
-func (m *Manager) save(ctx context.Context, s *Session) error {
-	m.ensureLoaded(ctx, s)
-	if s.failed {
-		return nil // the load error is already recorded
-	}
-	if s.id == "" {
-		s.id = newID()
-	}
-	key := m.key(s.id)
-	base, version := s.base, s.version
-	initial := base // nil, or the snapshot RenewID took
-	mustExist := version != 0 || s.stale
-	for attempt := 0; ; attempt++ {
-		// After a lost race, and for a second save in one request (whose
-		// version is unknown), re-read the record.
-		if attempt > 0 || s.stale {
-			if attempt > m.maxRetries() {
-				return fmt.Errorf("%w: save lost %d compare-and-swap races", ErrConflict, attempt)
-			}
-			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return fmt.Errorf("%w: %w", ErrStore, err)
-				}
-			}
-			e, found, err := m.store.Load(ctx, key, 0)
-			if err != nil {
-				return err
-			}
-			if !found {
-				if mustExist {
-					return ErrEnded
-				}
-				base, version = initial, 0
-			} else {
-				version = e.Version
-				rec, err := decodeRecord(m.ser, e.Data, e.Flags)
-				if err != nil {
-					s.err(err)
-					rec = nil // overwrite with a fresh record
-				} else if m.expired(rec) {
-					return ErrEnded
-				}
-				base = rec
-			}
-		}
-		now := m.clock()
-		rec := s.ch.apply(base)
-		if rec.Created == 0 {
-			rec.Created = now.UnixNano()
-		}
-		ttl := time.Unix(0, rec.Created).Add(m.lifetime()).Sub(now)
-		if ttl <= 0 {
-			return nil // the session's lifetime ended during the request
-		}
-		if m.IdleTimeout > 0 && m.IdleTimeout < ttl {
-			ttl = m.IdleTimeout
-		}
-		data, flags, err := encodeRecord(m.ser, rec)
-		if err != nil {
-			return fmt.Errorf("session: encoding record: %w", err)
-		}
-		err = m.store.Save(ctx, key, Entry{Data: data, Flags: flags, Version: version}, ttl)
-		if err == nil {
-			s.base, s.created = rec, time.Unix(0, rec.Created)
-			return nil
-		}
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-	}
-}
-
-// backoff waits a random time growing with attempt, at most a few
-// milliseconds, so that racing writers spread out.
-func backoff(ctx context.Context, attempt int) error {
-	limit := time.Duration(min(attempt, 20)) * 200 * time.Microsecond
-	d := rand.N(limit) + time.Microsecond
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (m *Manager) expired(rec *record) bool {
-	return !m.clock().Before(time.Unix(0, rec.Created).Add(m.lifetime()))
-}
-
-// ensureLoaded loads s's record once; s.mu is held. Store failures mark
-// the session failed (it will not be saved) and are recorded.
-func (m *Manager) ensureLoaded(ctx context.Context, s *Session) {
-	s.resolveLocked()
-	if s.loaded {
-		return
-	}
-	s.loaded = true
-	e, found, err := m.store.Load(ctx, m.key(s.id), m.IdleTimeout)
-	if err != nil {
-		s.failed = true
-		s.err(err)
-		return
-	}
-	if !found {
-		s.id = "" // the record is gone: a fresh session gets a fresh ID
-		return
-	}
-	rec, err := decodeRecord(m.ser, e.Data, e.Flags)
-	if err != nil {
-		s.err(err)
-		s.version, s.found = e.Version, true
-		s.resetLocked()
-		return
-	}
-	if m.expired(rec) {
-		s.oldKey = m.key(s.id)
-		s.id = ""
-		return
-	}
-	s.base, s.version, s.found = rec, e.Version, true
-	s.created = time.Unix(0, rec.Created)
-}
-
 func (m *Manager) cookie(value string) *http.Cookie {
-	c := &http.Cookie{
+	ck := &http.Cookie{
 		Name:        m.cookieName(),
 		Value:       value,
 		Path:        m.Cookie.Path,
@@ -464,39 +303,40 @@ func (m *Manager) cookie(value string) *http.Cookie {
 		SameSite:    m.Cookie.SameSite,
 		Partitioned: m.Cookie.Partitioned,
 	}
-	if c.Path == "" {
-		c.Path = DefaultCookiePath
+	if ck.Path == "" {
+		ck.Path = DefaultCookiePath
 	}
-	if c.SameSite == 0 {
-		c.SameSite = DefaultSameSite
+	if ck.SameSite == 0 {
+		ck.SameSite = DefaultSameSite
 	}
-	return c
+	return ck
 }
 
-func (m *Manager) setCookie(h http.Header, s *Session) error {
-	v, err := m.encodeCookie(s.id)
+// setCookie adds the cookie of session id, created at created, to h.
+func (m *Manager) setCookie(h http.Header, id string, created time.Time) error {
+	v, err := m.encodeCookie(id)
 	if err != nil {
 		return err
 	}
-	c := m.cookie(v)
-	if !m.Cookie.BrowserSession {
-		end := s.created.Add(m.lifetime())
-		c.Expires = end.UTC()
-		c.MaxAge = max(int((end.Sub(m.clock())+time.Second-1)/time.Second), 1)
+	ck := m.cookie(v)
+	if lt := m.lifetime(); !m.Cookie.BrowserSession && lt > 0 {
+		end := created.Add(lt)
+		ck.Expires = end.UTC()
+		ck.MaxAge = max(int((end.Sub(m.clock())+time.Second-1)/time.Second), 1)
 	}
-	addCookie(h, c)
+	addCookie(h, ck)
 	return nil
 }
 
 func (m *Manager) expireCookie(h http.Header) {
-	c := m.cookie("")
-	c.MaxAge = -1
-	c.Expires = time.Unix(1, 0).UTC()
-	addCookie(h, c)
+	ck := m.cookie("")
+	ck.MaxAge = -1
+	ck.Expires = time.Unix(1, 0).UTC()
+	addCookie(h, ck)
 }
 
-func addCookie(h http.Header, c *http.Cookie) {
-	h.Add("Set-Cookie", c.String())
+func addCookie(h http.Header, ck *http.Cookie) {
+	h.Add("Set-Cookie", ck.String())
 	if !headerHasToken(h, "Vary", "Cookie") {
 		h.Add("Vary", "Cookie")
 	}
@@ -521,13 +361,8 @@ func headerHasToken(h http.Header, name, token string) bool {
 
 type ctxKey struct{}
 
-// NewContext returns ctx carrying s.
-func NewContext(ctx context.Context, s *Session) context.Context {
-	return context.WithValue(ctx, ctxKey{}, s)
-}
-
-// FromContext returns the session in ctx (put there by
-// middleware.Session), or nil.
+// FromContext returns the session in ctx (put there by Manager.Begin, which
+// middleware.Session and the framework adapters call), or nil.
 func FromContext(ctx context.Context) *Session {
 	s, _ := ctx.Value(ctxKey{}).(*Session)
 	return s

@@ -136,14 +136,6 @@ func (s *MemoryStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Len returns the number of records, expired ones included until they are
-// swept.
-func (s *MemoryStore) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.items)
-}
-
 // sweep drops expired records if SweepInterval has passed; s.mu must be
 // held.
 func (s *MemoryStore) sweep(now time.Time) {

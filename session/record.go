@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-
 	"fmt"
 
 	"github.com/memkit/memkit/serializer"
@@ -11,11 +10,32 @@ import (
 
 // record is what a session stores: its creation time and each value as
 // its own msgpack bytes, decoded lazily into the type the caller asks for.
+//
+// The record goes through the Manager's serializer (msgpack by default,
+// whose flags carry the serializer's own format version), as a map:
+//
+//	"ver"  record layout version: recordVersion; absent in records written
+//	       before the field existed, which have the same layout
+//	"c"    creation time, Unix nanoseconds
+//	"v"    values: key -> msgpack encoding of the value
+//	"f"    flashes: category -> msgpack encodings, oldest first
+//
+// Fields may be added without a new version (readers skip fields they do
+// not know); a change that older readers would misread takes a new
+// version, and a reader treats a version it does not know as
+// ErrUndecodable (a fresh session) rather than misread it. Every release
+// keeps reading the records earlier ones wrote: testdata/stored holds them,
+// read by TestStoredSessions.
 type record struct {
+	Version int                             `msgpack:"ver,omitempty"`
 	Created int64                           `msgpack:"c"` // Unix nanoseconds
 	Values  map[string]msgpack.RawMessage   `msgpack:"v,omitempty"`
 	Flashes map[string][]msgpack.RawMessage `msgpack:"f,omitempty"`
 }
+
+// recordVersion is the record layout this package writes. Records without
+// a version are of the same layout.
+const recordVersion = 1
 
 // changes are one request's edits to a session, kept apart from the loaded
 // record so that they can be re-applied to a newer record after a lost
@@ -56,29 +76,29 @@ func (op *keyOp) value(v msgpack.RawMessage, found bool) (msgpack.RawMessage, bo
 	return v, found
 }
 
-func (c *changes) op(key string) *keyOp {
-	if c.keys == nil {
-		c.keys = make(map[string]*keyOp)
+func (ch *changes) op(key string) *keyOp {
+	if ch.keys == nil {
+		ch.keys = make(map[string]*keyOp)
 	}
-	op := c.keys[key]
+	op := ch.keys[key]
 	if op == nil {
 		op = &keyOp{}
-		c.keys[key] = op
+		ch.keys[key] = op
 	}
 	return op
 }
 
-func (c *changes) empty() bool {
-	return !c.cleared && len(c.keys) == 0 && len(c.flashAdd) == 0 && len(c.flashPop) == 0
+func (ch *changes) empty() bool {
+	return !ch.cleared && len(ch.keys) == 0 && len(ch.flashAdd) == 0 && len(ch.flashPop) == 0
 }
 
 // apply returns base with c applied; base is not modified.
-func (c *changes) apply(base *record) *record {
-	out := &record{Values: make(map[string]msgpack.RawMessage)}
+func (ch *changes) apply(base *record) *record {
+	out := &record{Version: recordVersion, Values: make(map[string]msgpack.RawMessage)}
 	if base != nil {
 		out.Created = base.Created
 	}
-	if base != nil && !c.cleared {
+	if base != nil && !ch.cleared {
 		for k, v := range base.Values {
 			out.Values[k] = v
 		}
@@ -89,10 +109,10 @@ func (c *changes) apply(base *record) *record {
 			out.Flashes[cat] = append([]msgpack.RawMessage(nil), list...)
 		}
 	}
-	if c.cleared && c.created != 0 {
-		out.Created = c.created
+	if ch.cleared && ch.created != 0 {
+		out.Created = ch.created
 	}
-	for k, op := range c.keys {
+	for k, op := range ch.keys {
 		old, found := out.Values[k]
 		if v, ok := op.value(old, found); ok {
 			out.Values[k] = v
@@ -100,7 +120,7 @@ func (c *changes) apply(base *record) *record {
 			delete(out.Values, k)
 		}
 	}
-	for cat, popped := range c.flashPop {
+	for cat, popped := range ch.flashPop {
 		list := out.Flashes[cat]
 		for _, p := range popped {
 			for i, v := range list {
@@ -116,7 +136,7 @@ func (c *changes) apply(base *record) *record {
 			out.Flashes[cat] = list
 		}
 	}
-	for cat, added := range c.flashAdd {
+	for cat, added := range ch.flashAdd {
 		if out.Flashes == nil {
 			out.Flashes = make(map[string][]msgpack.RawMessage)
 		}
@@ -135,6 +155,9 @@ func decodeRecord(ser *serializer.Serializer, data []byte, flags uint32) (*recor
 	var r record
 	if err := ser.Unmarshal(data, flags, &r); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	if r.Version > recordVersion || r.Version < 0 {
+		return nil, fmt.Errorf("%w: record version %d (this reader knows up to %d)", ErrUndecodable, r.Version, recordVersion)
 	}
 	if r.Created <= 0 {
 		return nil, fmt.Errorf("%w: no creation time", ErrUndecodable)

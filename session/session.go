@@ -11,7 +11,7 @@
 // of it.
 //
 // Use it through middleware.Session, which puts the Session in the request
-// context (FromContext) and commits it before the first byte of the
+// context (FromContext) and saves it before the first byte of the
 // response:
 //
 //	mgr := &session.Manager{Store: session.NewMemcacheStore(client), Keys: keys}
@@ -22,6 +22,30 @@
 //		n, _ := session.Get[int](r.Context(), s, "visits")
 //		s.Set("visits", n+1)
 //	}
+//
+// Other frameworks use the entry point middleware.Session is built on:
+// Manager.Begin returns the request carrying its Session and a Commit,
+// whose Save the adapter calls just before the response starts (and again
+// once the handler returned).
+//
+// # Time to live
+//
+// Durations that say when something expires follow memkit's one rule: a
+// negative value means never (Store.Save's ttl, IdleTimeout, Lifetime). Zero
+// means never for a Store.Save ttl, no idle timeout for IdleTimeout, and
+// DefaultLifetime for Lifetime. To end a session at once, Destroy it.
+//
+// # Stored format
+//
+// A record is encoded by the Manager's serializer, whose item flags name
+// the codec, the compressor and the serializer's format version; inside, a
+// map holds the record's own layout version ("ver", absent in records
+// written before it existed, which share layout 1), the creation time and
+// each value's msgpack encoding. Readers skip fields they do not know and
+// treat a version they do not know as ErrUndecodable (a fresh session), so
+// that during a rolling deploy no process misreads another's records, and
+// every release keeps loading the records and cookies earlier ones wrote:
+// testdata/stored holds them, and TestStoredSessions loads them all.
 package session
 
 import (
@@ -36,8 +60,8 @@ import (
 )
 
 // Session is one request's view of a session. Reads load the record on
-// first use (hence the ctx); writes are recorded and saved by
-// Manager.Commit. Load failures do not surface in every call: reads then
+// first use (hence the ctx); writes are recorded and saved by the Commit
+// that Manager.Begin returned with it. Load failures do not surface in every call: reads then
 // see an empty session and the error reaches the Manager's error hook (and
 // Err).
 //
@@ -65,7 +89,7 @@ type Session struct {
 	stale     bool   // base was saved by this request; its version is unknown
 	sentID    string // the ID whose cookie this response carries ("-": expired)
 	errs      []error
-	reported  int // errs[:reported] were returned by Commit
+	reported  int // errs[:reported] were returned by a Commit's Save
 }
 
 // resolveLocked checks the cookie's signature once; s.mu is held.
@@ -116,7 +140,7 @@ func (s *Session) ID() string {
 func (s *Session) IsNew(ctx context.Context) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	return !s.found
 }
 
@@ -125,7 +149,7 @@ func (s *Session) IsNew(ctx context.Context) bool {
 func (s *Session) CreatedAt(ctx context.Context) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	if s.ch.cleared && s.ch.created != 0 {
 		return time.Unix(0, s.ch.created)
 	}
@@ -173,7 +197,7 @@ func Get[T any](ctx context.Context, s *Session, key string) (T, bool) {
 func get(ctx context.Context, s *Session, key string, dst any) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	raw, ok := s.raw(key)
 	if !ok {
 		return false
@@ -197,7 +221,7 @@ func (s *Session) resetLocked() {
 func (s *Session) Has(ctx context.Context, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	_, ok := s.raw(key)
 	return ok
 }
@@ -206,7 +230,7 @@ func (s *Session) Has(ctx context.Context, key string) bool {
 func (s *Session) Keys(ctx context.Context) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	keys := make([]string, 0)
 	if !s.ch.cleared && s.base != nil {
 		for k := range s.base.Values {
@@ -264,7 +288,7 @@ func Update[T any](ctx context.Context, s *Session, key string, fn func(old T, f
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	cur, found := s.raw(key)
 	if _, err := apply(cur, found); err != nil {
 		return err
@@ -304,7 +328,7 @@ func (s *Session) Flash(category string, v any) error {
 func (s *Session) Flashes(ctx context.Context, category string) []any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	base := s.base
 	if s.ch.cleared {
 		base = nil
@@ -338,7 +362,7 @@ func (s *Session) Flashes(ctx context.Context, category string) []any {
 func (s *Session) RenewID(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mgr.ensureLoaded(ctx, s)
+	s.loadLocked(ctx)
 	if s.failed {
 		return errors.Join(s.errs...)
 	}

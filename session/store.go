@@ -33,8 +33,10 @@ type Store interface {
 	// timeout) without rewriting it.
 	Load(ctx context.Context, key string, touch time.Duration) (e Entry, found bool, err error)
 	// Save stores e under key with the time to live ttl if the stored
-	// record still has e.Version (Version 0: if there is no record). It
-	// returns ErrConflict when the record changed or vanished meanwhile.
+	// record still has e.Version (Version 0: if there is no record). A ttl
+	// of 0 or less means the record never expires (it may still be
+	// evicted); to end one at once, Delete it. It returns ErrConflict when
+	// the record changed or vanished meanwhile.
 	Save(ctx context.Context, key string, e Entry, ttl time.Duration) error
 	// Delete removes key's record. A missing record is not an error.
 	Delete(ctx context.Context, key string) error
@@ -43,8 +45,8 @@ type Store interface {
 // Sentinel errors. Match them with errors.Is.
 var (
 	// ErrConflict means a conditional Save lost: the record changed or
-	// vanished since it was loaded. Manager.Commit returns it, wrapped,
-	// when a save lost MaxRetries races in a row.
+	// vanished since it was loaded. A save returns it, wrapped, to the
+	// error hook when it lost MaxRetries races in a row.
 	ErrConflict = errors.New("session: version conflict")
 	// ErrStore wraps every error of the Store other than ErrConflict: the
 	// store is unreachable, timed out, refused the value, or was closed.
@@ -84,10 +86,13 @@ type MemcacheStore struct {
 
 var _ Store = (*MemcacheStore)(nil)
 
-// NewMemcacheStore returns a store on c.
-func NewMemcacheStore(c *memclient.Client) *MemcacheStore {
-	return &MemcacheStore{Client: c}
+// NewMemcacheStore returns a store on mc.
+func NewMemcacheStore(mc *memclient.Client) *MemcacheStore {
+	return &MemcacheStore{Client: mc}
 }
+
+// itemTTL is ttl for memclient: 0 or less never expires.
+func itemTTL(ttl time.Duration) time.Duration { return max(ttl, 0) }
 
 // Load implements Store with Get, or GetAndTouch when touch > 0. Errors
 // other than a miss are wrapped in ErrStore.
@@ -114,7 +119,7 @@ func (s *MemcacheStore) Load(ctx context.Context, key string, touch time.Duratio
 // returns ErrConflict when the record exists (Add) or changed or vanished
 // (CompareAndSwap), other failures wrapped in ErrStore.
 func (s *MemcacheStore) Save(ctx context.Context, key string, e Entry, ttl time.Duration) error {
-	it := &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: ttl, CAS: e.Version}
+	it := &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: itemTTL(ttl), CAS: e.Version}
 	var err error
 	if e.Version == 0 {
 		err = s.Client.Add(ctx, it)
@@ -130,11 +135,12 @@ func (s *MemcacheStore) Save(ctx context.Context, key string, e Entry, ttl time.
 	return storeErr(err)
 }
 
-// Set stores e under key unconditionally (e.Version is ignored). It exists
+// Set stores e under key unconditionally (e.Version is ignored) for ttl (0
+// or less: never expires). It exists
 // for the adapters of last-write-wins libraries (gorilla/sessions, scs);
 // the Manager never uses it. Failures are wrapped in ErrStore.
 func (s *MemcacheStore) Set(ctx context.Context, key string, e Entry, ttl time.Duration) error {
-	err := s.Client.Set(ctx, &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: ttl})
+	err := s.Client.Set(ctx, &memclient.Item{Key: key, Value: e.Data, Flags: e.Flags, TTL: itemTTL(ttl)})
 	if err != nil {
 		return storeErr(err)
 	}

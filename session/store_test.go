@@ -52,6 +52,16 @@ func testStore(t *testing.T, st session.Store) {
 		assert.NoError(t, st.Delete(ctx, key+"missing"), "deleting a missing record is not an error")
 	})
 
+	t.Run("negative ttl never expires", func(t *testing.T) {
+		k := key + "forever"
+		require.NoError(t, st.Save(ctx, k, session.Entry{Data: []byte("v")}, -time.Second))
+		e, found, err := st.Load(ctx, k, 0)
+		require.NoError(t, err)
+		require.True(t, found, "a negative ttl is no expiry, not an expiry in the past")
+		assert.Equal(t, "v", string(e.Data))
+		require.NoError(t, st.Delete(ctx, k))
+	})
+
 	t.Run("create, conflict, CAS", func(t *testing.T) {
 		k := key + "cas"
 		require.NoError(t, st.Save(ctx, k, session.Entry{Data: []byte("v1"), Flags: 7}, time.Hour))
@@ -171,7 +181,7 @@ func TestMemoryStoreExpiry(t *testing.T) {
 
 	clock.Advance(time.Hour)
 	require.NoError(t, st.Save(ctx, "c", session.Entry{Data: []byte("c")}, time.Minute)) // sweeps
-	assert.Equal(t, 2, st.Len(), "the sweep dropped a, leaving forever and c")
+	assert.Equal(t, 2, session.StoreLen(st), "the sweep dropped a, leaving forever and c")
 	_, found, _ = st.Load(ctx, "forever", 0)
 	assert.True(t, found)
 

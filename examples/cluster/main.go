@@ -4,7 +4,7 @@
 // whole cluster, then asks each server on its own which of them it holds,
 // and deletes them again. It kills nothing and flushes nothing.
 //
-//	go run ./examples/cluster -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
+//	go run ./cluster -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
 //
 // Without -memcached (or $MEMKIT_MEMCACHED) it starts three temporary
 // memcached servers on free loopback ports with weights 1:2:3, and stops

@@ -5,8 +5,8 @@
 // own view of each server's health), like
 // `watch "echo stats | nc host port"` for a whole cluster, but readable.
 //
-//	go run ./examples/mctop -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
-//	go run ./examples/mctop -once ...   # one frame, then exit
+//	go run ./mctop -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
+//	go run ./mctop -once ...   # one frame, then exit
 //
 // Rates are measured over the refresh interval; -once takes two samples
 // one interval apart and prints one frame.

@@ -8,7 +8,7 @@
 // since, otherwise read again) keeps every sale. The program prints both
 // counts next to the number of tickets really sold.
 //
-//	go run ./examples/ticket -memcached 127.0.0.1:11311
+//	go run ./ticket -memcached 127.0.0.1:11311
 //
 // Without -memcached (or $MEMKIT_MEMCACHED) it starts a temporary memcached
 // on a free loopback port and stops it on exit.

@@ -3,10 +3,11 @@
 // SQL queries on an embedded SQLite database memoized by objcache, and the
 // public catalogue page cached whole by middleware.Cache.
 //
-//	go run ./examples/webapp -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
+//	go run ./webapp -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
 //
 // `make demo` starts three memcached servers and runs it against them.
-// Without -memcached it runs in its in-memory mode and says so in its log.
+// Without -memcached (or $MEMKIT_MEMCACHED) it runs in its in-memory mode
+// and says so in its log.
 //
 // Routes:
 //
@@ -62,13 +63,14 @@ func main() {
 	}
 }
 
-// parseFlags reads the command line. Secrets come from the environment:
+// parseFlags reads the command line. $MEMKIT_MEMCACHED is the default of
+// -memcached, as in every example; secrets come from the environment:
 // $MEMCACHED_PASSWORD (with -memcached-user) and $SHOP_SESSION_KEY.
 func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (string, config, error) {
 	fs := flag.NewFlagSet("webapp", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", DefaultAddr, "listen address")
-	servers := fs.String("memcached", "", "memcached servers, host:port[:weight],... (none: in-memory mode)")
+	servers := fs.String("memcached", getenv("MEMKIT_MEMCACHED"), "memcached servers, host:port[:weight],... (default $MEMKIT_MEMCACHED; none: in-memory mode)")
 	dist := fs.String("distribution", "ketama", "key distribution: ketama (libmemcached, pylibmc) or modula (python-memcached)")
 	textProto := fs.Bool("text-protocol", false, "speak memcached's classic text protocol (for proxies and old servers) instead of meta")
 	useTLS := fs.Bool("memcached-tls", false, "connect to memcached with TLS")

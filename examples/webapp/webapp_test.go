@@ -438,8 +438,22 @@ func TestParseFlags(t *testing.T) {
 			tc.check(t, addr, cfg)
 		})
 	}
-	_, _, err := parseFlags(nil, func(string) string { return "zz" }, io.Discard)
+	_, _, err := parseFlags(nil, func(k string) string {
+		if k == "SHOP_SESSION_KEY" {
+			return "zz"
+		}
+		return ""
+	}, io.Discard)
 	assert.ErrorContains(t, err, "SHOP_SESSION_KEY")
+
+	// $MEMKIT_MEMCACHED is the default of -memcached, as the README says.
+	env["MEMKIT_MEMCACHED"] = "127.0.0.1:7:1,127.0.0.1:8:2"
+	_, cfg, err := parseFlags(nil, getenv, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:7", Weight: 1}, {Addr: "127.0.0.1:8", Weight: 2}}, cfg.Memcached.Servers)
+	_, cfg, err = parseFlags([]string{"-memcached", "127.0.0.1:9:3"}, getenv, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:9", Weight: 3}}, cfg.Memcached.Servers, "the flag wins")
 }
 
 // TestShopServerDown: with one memcached dead the catalogue and products

@@ -3,35 +3,32 @@
 // and with chosen memory and item sizes. It never talks to a daemon that
 // happens to run on 11211.
 //
-// A server started with Start is stopped by t.Cleanup, and is killed by the
-// kernel (PR_SET_PDEATHSIG) if the test binary dies first, so no process
-// outlives the tests. Stop, Kill, Freeze (SIGSTOP), Resume (SIGCONT) and
-// Restart exist for fault tests.
+// A server started with Start is stopped by t.Cleanup. On Linux it is also
+// killed by the kernel (PR_SET_PDEATHSIG) if the process that started it
+// dies first, so no process outlives the tests even when the test binary is
+// killed; elsewhere it is killed on every normal exit. Stop, Kill, Freeze
+// (SIGSTOP), Resume (SIGCONT) and Restart exist for fault tests; on Windows,
+// which has no SIGSTOP, Freeze skips the test.
 //
-// When the memcached binary is missing the test is skipped with a hint on
-// how to install it, unless CI=true, where it fails.
+// # When memcached is missing
+//
+// The binary is the memcached on PATH (or Options.Binary). When there is
+// none, each test that calls Start (or Binary) is skipped with a hint on how
+// to install it, and Main skips the package's examples, so that `go test -v`
+// says what did not run; with CI=true both fail instead.
 package memcachetest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -48,6 +45,10 @@ type Options struct {
 	MemoryMB int
 	// MaxItemSize is the -I argument, such as "2m". Empty means the default.
 	MaxItemSize string
+	// Connections is the connection limit (-c). 0 means 1024.
+	Connections int
+	// Binary is the memcached binary. Empty means memcached on PATH.
+	Binary string
 	// Args are extra command-line arguments.
 	Args []string
 }
@@ -62,18 +63,19 @@ type Server struct {
 
 	args []string
 	tls  bool
-	dir  string // temporary files (certificate, auth file)
+	dir  string     // temporary files (certificate, auth file)
+	tb   testing.TB // the test that started the server; nil after Launch
 
 	mu   sync.Mutex    // protects cmd and done
 	cmd  *exec.Cmd     // the running process, nil when stopped
 	done chan struct{} // closed when cmd has been reaped
 }
 
-// Binary returns the path of the memcached binary, or skips the test (fails
-// it when CI=true) when there is none.
+// Binary returns the path of the memcached binary on PATH, or skips the
+// test (fails it when CI=true) when there is none.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path, err := findBinary()
+	path, err := Lookup(Options{})
 	if err == nil {
 		return path
 	}
@@ -84,32 +86,75 @@ func Binary(t testing.TB) string {
 	return ""
 }
 
-func findBinary() (string, error) {
-	if path, err := exec.LookPath("memcached"); err == nil {
-		return path, nil
+// Lookup returns the memcached binary that Launch would run for opts:
+// opts.Binary if set, else memcached on PATH. It returns ErrNoBinary when
+// there is none.
+func Lookup(opts Options) (string, error) {
+	name := opts.Binary
+	if name == "" {
+		name = "memcached"
 	}
-	for _, p := range []string{"/usr/bin/memcached", "/usr/local/bin/memcached", "/usr/sbin/memcached"} {
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%w (%v)", ErrNoBinary, err)
 	}
-	return "", ErrNoBinary
+	return path, nil
 }
 
-// ErrNoBinary is returned by Launch when memcached is not installed.
+// ErrNoBinary is returned by Launch and Lookup when memcached is not
+// installed.
 var ErrNoBinary = errors.New("memcachetest: memcached not found: run `make deps` (or `apt-get install memcached`)")
+
+// Main runs the tests and examples of a package whose examples need
+// memcached, for its TestMain: os.Exit(memcachetest.Main(m, launch)).
+// launch starts the servers the examples use and returns what stops them.
+//
+// When memcached is missing outside CI, Main does not call launch: it
+// skips the examples (they cannot skip themselves), says so on stderr, and
+// runs the tests, each of which skips itself through Start. With CI=true a
+// missing memcached fails the run.
+func Main(m *testing.M, launch func() (stop func(), err error)) int {
+	flag.Parse()
+	if _, err := Lookup(Options{}); err != nil {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "SKIP examples:", err)
+		skip := "^Example"
+		if f := flag.Lookup("test.skip"); f != nil && f.Value.String() != "" {
+			skip = f.Value.String() + "|" + skip
+		}
+		if err := flag.Set("test.skip", skip); err != nil {
+			fmt.Fprintln(os.Stderr, "memcachetest:", err)
+			return 1
+		}
+		return m.Run()
+	}
+	stop, err := launch()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer stop()
+	return m.Run()
+}
 
 // Start starts a memcached process and waits until it accepts connections.
 // The process is killed when the test ends.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
-	if _, err := findBinary(); err != nil {
-		Binary(t) // skips, or fails under CI=true
+	if _, err := Lookup(opts); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
 	}
 	s, err := Launch(opts)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	s.tb = t
 	t.Cleanup(s.Close)
 	return s
 }
@@ -118,7 +163,7 @@ func Start(t testing.TB, opts Options) *Server {
 // example tests. The caller must call Close. It returns ErrNoBinary when
 // memcached is not installed.
 func Launch(opts Options) (*Server, error) {
-	bin, err := findBinary()
+	bin, err := Lookup(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +176,11 @@ func Launch(opts Options) (*Server, error) {
 	if mem == 0 {
 		mem = 64
 	}
-	base := []string{"-l", "127.0.0.1", "-U", "0", "-m", strconv.Itoa(mem), "-t", "2", "-c", "1024"}
+	conns := opts.Connections
+	if conns == 0 {
+		conns = 1024
+	}
+	base := []string{"-l", "127.0.0.1", "-U", "0", "-m", strconv.Itoa(mem), "-t", "2", "-c", strconv.Itoa(conns)}
 	if os.Getuid() == 0 {
 		base = append(base, "-u", "root")
 	}
@@ -185,16 +234,10 @@ func (s *Server) Close() {
 // start launches the process and waits for it to accept connections.
 func (s *Server) start() error {
 	cmd := exec.Command(s.args[0], s.args[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	var stderr limitedBuffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = &stderr
-	// Pdeathsig fires when the starting OS thread exits; keep it for the
-	// duration of the start so the runtime cannot retire it mid-call.
-	runtime.LockOSThread()
-	err := cmd.Start()
-	runtime.UnlockOSThread()
-	if err != nil {
+	if err := StartTied(cmd); err != nil {
 		return err
 	}
 	exited := make(chan error, 1)
@@ -240,53 +283,35 @@ func (s *Server) ready() bool {
 	return true
 }
 
-func (s *Server) signal(sig syscall.Signal) {
+// Freeze stops the process with SIGSTOP: connections stay open but nothing
+// is answered, like a server that hangs. It returns once the process has
+// stopped (on Linux every thread of it, read from /proc; elsewhere as far
+// as ps reports), so no request sent afterwards is answered. On Windows,
+// which has no SIGSTOP, it skips the test that started the server.
+func (s *Server) Freeze() { s.freeze() }
+
+// Resume continues a frozen process (SIGCONT).
+func (s *Server) Resume() { s.resume() }
+
+// Pid returns the process ID, or 0 when the server is not running.
+func (s *Server) Pid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil || s.cmd.Process == nil {
-		return
+		return 0
 	}
-	_ = s.cmd.Process.Signal(sig)
+	return s.cmd.Process.Pid
 }
 
-// Freeze stops the process with SIGSTOP: connections stay open but nothing
-// is answered, like a server that hangs. It returns once every thread of
-// the process has stopped, so no request sent afterwards is answered.
-func (s *Server) Freeze() {
-	s.signal(syscall.SIGSTOP)
+// process returns the running process, or nil.
+func (s *Server) process() *os.Process {
 	s.mu.Lock()
-	cmd := s.cmd
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return nil
 	}
-	for i := 0; i < 1000 && !allStopped(cmd.Process.Pid); i++ {
-		time.Sleep(time.Millisecond)
-	}
+	return s.cmd.Process
 }
-
-// allStopped reports whether every thread of pid is in state T (stopped).
-func allStopped(pid int) bool {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return true // no procfs: nothing to wait on
-	}
-	for _, task := range tasks {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
-		if err != nil {
-			continue
-		}
-		// The state follows the parenthesised command name.
-		i := strings.LastIndexByte(string(stat), ')')
-		if i < 0 || i+2 >= len(stat) || (stat[i+2] != 'T' && stat[i+2] != 't') {
-			return false
-		}
-	}
-	return true
-}
-
-// Resume continues a frozen process (SIGCONT).
-func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 
 // Kill kills the process (SIGKILL) and waits until its port is closed.
 // Killing a stopped server is a no-op.
@@ -344,49 +369,6 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// writeCert writes a fresh self-signed ECDSA certificate for 127.0.0.1.
-func writeCert(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "memkit test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return "", "", nil, err
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return "", "", nil, err
-	}
-	certFile = filepath.Join(dir, "cert.pem")
-	keyFile = filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		return "", "", nil, err
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return "", "", nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return "", "", nil, err
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool, nil
 }
 
 // limitedBuffer keeps the first 4 KB written to it, for error messages.

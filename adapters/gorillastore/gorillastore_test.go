@@ -12,11 +12,11 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+	"github.com/memkit/memkit/adapters/gorillastore"
 	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/session"
-	"github.com/memkit/memkit/session/gorillastore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

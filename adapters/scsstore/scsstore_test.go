@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
+	"github.com/memkit/memkit/adapters/scsstore"
 	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/session"
-	"github.com/memkit/memkit/session/scsstore"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
