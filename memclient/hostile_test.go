@@ -220,7 +220,7 @@ func TestErrorLineConfirmed(t *testing.T) {
 	require.ErrorAs(t, err, &se, "a genuine error line is the call's outcome")
 	assert.Contains(t, se.Message, "non-numeric")
 	last := s.Requests()[len(s.Requests())-1]
-	assert.Contains(t, last.Line, "memkit.sync", "the client confirmed it with a sync")
+	assert.Equal(t, "mn", last.Line, "the client confirmed it with a sync")
 
 	mode.Store(2)
 	_, err = c.Increment(ctx, "n", 1)

@@ -6,16 +6,17 @@ import (
 	"time"
 )
 
-// The meta protocol (memcached >= 1.6.10): mg, ms, md, ma. Every meta
-// command carries an opaque token, O<n>, that its reply echoes (memcached
-// 1.6.18 echoes it on VA, HD, EN, NS, EX and NF; mn echoes nothing, so the
-// no-op is an mg of syncKey), and a reply is checked against its request:
-// one out of step is a protocol error, never another key's value. Replies
-// with no token (error lines, and the replies of the commands shared with
-// the text protocol: gets for GetMulti, stats, flush_all) are positional:
-// the reader holds them until a token-carrying reply after them shows the
-// stream in step, and a sync (a no-op that nobody waits for) follows every
-// batch of such commands so that one always comes.
+// The meta protocol (memcached >= 1.6.10): mg, ms, md, ma, mn. Every
+// meta command but mn carries an opaque token, O<n>, that its reply echoes
+// (memcached 1.6.18 echoes it on VA, HD, EN, NS, EX and NF), and a reply is
+// checked against its request: one out of step is a protocol error, never
+// another key's value. Replies with no token (error lines, and the replies
+// of the commands shared with the text protocol: gets for GetMulti, stats,
+// flush_all) are positional: the reader holds them until a reply after
+// them shows the stream in step, one with a token or the MN of an mn, which
+// no other command gets. An mn that nobody waits for (a sync) follows every
+// batch of such commands so that one always comes; it touches no counter
+// of the server's, so its stats stay the application's.
 
 func encodeMeta(w *bufio.Writer, r *request) error {
 	switch r.op {
@@ -88,9 +89,8 @@ func encodeMeta(w *bufio.Writer, r *request) error {
 		// meta speaks it. Its reply is checked by key (see decodeText).
 		return encodeText(w, r)
 	case opNoop:
-		// Not mn, which echoes no token: a get of a key kept for it,
-		// whose EN or HD does.
-		w.WriteString("mg " + syncKey)
+		w.WriteString("mn\r\n")
+		return nil
 	default:
 		return encodeCommon(w, r)
 	}
@@ -104,16 +104,10 @@ func encodeMeta(w *bufio.Writer, r *request) error {
 	return nil
 }
 
-// syncKey is the key of the meta no-op: any key will do, and memkit
-// stores nothing under this one.
-const syncKey = "memkit.sync"
-
-// encodeSync writes the meta no-op with token opaque, as encodeMeta writes
-// an opNoop request.
-func encodeSync(w *bufio.Writer, opaque uint32) {
-	w.WriteString("mg " + syncKey + " O")
-	writeUint(w, uint64(opaque))
-	w.WriteString("\r\n")
+// encodeSync writes the meta no-op, mn, as encodeMeta writes an opNoop
+// request.
+func encodeSync(w *bufio.Writer) {
+	w.WriteString("mn\r\n")
 }
 
 func metaMode(op opcode) string {
@@ -203,6 +197,14 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 		}
 		return true, nil
 	}
+	if r.op == opNoop {
+		// MN carries no token, and needs none: no other command gets it,
+		// so it confirms the replies before it as well as one would.
+		if string(line) != "MN" {
+			return false, fmt.Errorf("%w: %q to mn", errBadReply, line)
+		}
+		return false, nil
+	}
 	if len(line) < 2 {
 		return false, fmt.Errorf("%w: %q", errBadReply, line)
 	}
@@ -289,11 +291,6 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 			return false, nil
 		case "NF":
 			r.err = ErrCacheMiss
-			return false, nil
-		}
-	case opNoop:
-		switch string(code) {
-		case "EN", "HD":
 			return false, nil
 		}
 	case opIncr, opDecr:

@@ -178,20 +178,18 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 			if r.usesOpaque() {
 				c.opaque++
 				r.opaque = c.opaque
-			} else {
-				needSync = true
 			}
+			needSync = needSync || r.needsSync()
 		}
 		r.sentAt, r.rx, r.state = s.at, s.rx, stSent
 		r.weight = r.cost()
 		w += r.weight
 		c.queue = append(c.queue, r)
 	}
-	var sync uint32
 	if needSync {
 		// Replies without a token (a multi-key gets, stats) are
 		// confirmed by the sync's reply after them.
-		sync = c.queueSyncLocked(s.at)
+		c.queueSyncLocked(s.at)
 	}
 	c.mu.Unlock()
 	c.weight.Add(w)
@@ -208,8 +206,8 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 			break
 		}
 	}
-	if sync != 0 && err == nil {
-		encodeSync(c.bw, sync)
+	if needSync && err == nil {
+		encodeSync(c.bw)
 	}
 	if busy && err == nil {
 		// Others are active on this connection: let the runnable ones
@@ -544,7 +542,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 
 // ensureSuccessor makes sure a request follows the held replies in the
 // queue, so that its reply can confirm them: if none does, it queues a
-// sync (a token-carrying no-op). It fails only when the caller's deadline
+// sync. It fails only when the caller's deadline
 // passes first, leaving the held replies to the next reader. The caller
 // holds the read role.
 func (c *conn) ensureSuccessor(deadline time.Time) error {
@@ -572,31 +570,24 @@ func (c *conn) ensureSuccessor(deadline time.Time) error {
 			c.releaseWrite()
 			return nil // the held requests were failed with the connection
 		}
-		opaque := c.queueSyncLocked(time.Now().UnixNano())
+		c.queueSyncLocked(time.Now().UnixNano())
 		c.mu.Unlock()
 		c.keepWriteDeadline(deadline)
 		c.flushBy = max(c.flushBy, deadline.UnixNano())
-		encodeSync(c.bw, opaque)
+		encodeSync(c.bw)
 		c.releaseWrite()
 		return nil
 	}
 }
 
 // queueSyncLocked queues a sync that nobody waits for: a no-op whose reply
-// echoes a token, confirming the replies before it. The caller holds the
-// write slot and mu, and writes it with encodeSync and the token returned:
-// once mu is released the request is the connection's, and may be
-// recycled at any time.
-func (c *conn) queueSyncLocked(now int64) (opaque uint32) {
+// confirms the replies before it. The caller holds the write slot and mu,
+// and writes it with encodeSync: once mu is released the request is the
+// connection's, and may be recycled at any time.
+func (c *conn) queueSyncLocked(now int64) {
 	n := getRequest(opNoop)
-	c.opaque++
-	if c.opaque == 0 {
-		c.opaque++ // 0 means no sync
-	}
-	n.opaque = c.opaque
 	n.sentAt, n.rx, n.state = now, c.rx.n.Load(), stAbandoned // recycled when answered
 	c.queue = append(c.queue, n)
-	return n.opaque
 }
 
 // fail closes the connection and completes every queued request with

@@ -98,14 +98,24 @@ func (r *request) cost() int64 {
 }
 
 // usesOpaque reports whether the meta encoding of r carries an O token:
-// every command but those shared with the text protocol (gets, stats,
-// flush_all), whose replies a sync after them confirms.
+// every command but mn, and those shared with the text protocol (gets,
+// stats, flush_all), whose replies a sync after them confirms.
 func (r *request) usesOpaque() bool {
 	switch r.op {
-	case opGetMulti, opStats, opFlushAll:
+	case opGetMulti, opStats, opFlushAll, opNoop:
 		return false
 	}
 	return true
+}
+
+// needsSync reports whether r's meta reply is positional and must be
+// confirmed by a reply after it.
+func (r *request) needsSync() bool {
+	switch r.op {
+	case opGetMulti, opStats, opFlushAll:
+		return true
+	}
+	return false
 }
 
 var requestPool = sync.Pool{New: func() any {
