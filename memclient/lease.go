@@ -15,9 +15,18 @@ type LeaseOptions struct {
 	// item's remaining TTL drops below it, while every caller still gets
 	// the current value: early refresh.
 	RecacheTTL time.Duration
+	// Touch, when set, makes the read set the item's TTL to TouchTTL, as
+	// GetAndTouch does (a TouchTTL of 0 or less: never expires).
+	Touch    bool
+	TouchTTL time.Duration
 }
 
-// Lease is the answer to GetLease.
+// leases reports whether opts ask for a lease, which needs the meta
+// protocol; a touch alone does not.
+func (opts LeaseOptions) leases() bool { return opts.VivifyTTL > 0 || opts.RecacheTTL > 0 }
+
+// Lease is the answer to GetLease and GetLeaseMulti: the item and what the
+// server says of it.
 type Lease struct {
 	// Item is the item found, or the empty placeholder created by
 	// VivifyTTL (Value empty, Flags 0). Its CAS completes the lease through
@@ -30,7 +39,8 @@ type Lease struct {
 	Stale bool
 	// Pending means another caller already holds the lease.
 	Pending bool
-	// TTL is the item's remaining time to live; -1 means none.
+	// TTL is the item's remaining time to live; -1 means none. The text
+	// protocol does not report it: there it is 0.
 	TTL time.Duration
 }
 
@@ -49,6 +59,95 @@ func (c *Client) GetLease(ctx context.Context, key string, opts LeaseOptions) (*
 	return c.getLease(ctx, key, opts)
 }
 
+// LeaseRequest is one key of a GetLeaseMulti, with its own options.
+type LeaseRequest struct {
+	Key string
+	LeaseOptions
+}
+
+// GetLeaseMulti reads many keys, each with its own options, in one
+// pipelined round trip per server, servers in parallel: GetLease for many
+// keys, or a mix of leases and plain reads (the zero LeaseOptions), with
+// touches. It returns a Lease for each key found or vivified, by key; a
+// miss is absent, and a key asked for twice is read once, with its last
+// options. If some keys fail it returns the others' leases together with
+// a MultiError naming the failed keys. On the text protocol, requests
+// without VivifyTTL or RecacheTTL work (a get, or with Touch a gat);
+// any other makes the call return ErrNotSupported before sending anything.
+func (c *Client) GetLeaseMulti(ctx context.Context, reqs []LeaseRequest) (map[string]*Lease, error) {
+	meta := c.cfg.Protocol == ProtocolMeta
+	keys := make([]string, 0, len(reqs))
+	opts := make(map[string]LeaseOptions, len(reqs))
+	for _, rq := range reqs {
+		if !meta && rq.leases() {
+			return nil, ErrNotSupported
+		}
+		if _, dup := opts[rq.Key]; !dup {
+			keys = append(keys, rq.Key)
+		}
+		opts[rq.Key] = rq.LeaseOptions
+	}
+	errs := make(MultiError)
+	batches, err := c.group(keys, errs)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range batches {
+		for _, k := range b.keys {
+			b.reqs = append(b.reqs, c.leaseRequest(k, opts[k]))
+		}
+	}
+	c.runAll(ctx, batches)
+	out := make(map[string]*Lease, len(keys))
+	for _, b := range batches {
+		for i, r := range b.reqs {
+			k := b.keys[i]
+			switch {
+			case b.cn == nil:
+				errs[k] = b.err
+				putRequest(r)
+				continue
+			case b.ab[i]:
+				errs[k] = b.err // r is not ours to read
+				continue
+			}
+			switch {
+			case r.err == nil && r.op == opLease:
+				l := r.resLease
+				out[k] = &l
+			case r.err == nil:
+				out[k] = &Lease{Item: r.resItem}
+			case r.err != ErrCacheMiss:
+				errs[k] = r.err
+			}
+			putRequest(r)
+		}
+	}
+	if len(errs) > 0 {
+		return out, errs
+	}
+	return out, nil
+}
+
+// leaseRequest builds the request for one key of a lease read: an mg with
+// flags on the meta protocol; a get or gat on the text protocol.
+func (c *Client) leaseRequest(key string, opts LeaseOptions) *request {
+	op := opLease
+	if c.cfg.Protocol != ProtocolMeta {
+		op = opGet
+		if opts.Touch {
+			op = opGAT
+		}
+	}
+	r := getRequest(op)
+	r.key = key
+	r.lease = opts
+	if opts.Touch {
+		r.exp = expiration(opts.TouchTTL, c.now)
+	}
+	return r
+}
+
 // Invalidate marks key's item stale instead of deleting it (md with the I
 // flag): readers still get the old value, flagged Stale, and the next
 // GetLease wins the right to refresh it. ttl, when positive, becomes the
@@ -65,9 +164,7 @@ func (c *Client) getLease(ctx context.Context, key string, opts LeaseOptions) (*
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
-	r := getRequest(opLease)
-	r.key = key
-	r.lease = opts
+	r := c.leaseRequest(key, opts)
 	owned, err := c.do(ctx, r)
 	if !owned {
 		return nil, err

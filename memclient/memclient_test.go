@@ -733,3 +733,66 @@ func TestFrozenServerBlockedWrite(t *testing.T) {
 		require.Error(t, <-longDone) // failed with the stuck connection, or at their deadline
 	}
 }
+
+// TestLeaseMulti: GetLeaseMulti reads many keys with their own options in
+// one call: leases for cold keys (one winner per key across callers),
+// plain reads and touches beside them; on the text protocol the reads and
+// touches, and ErrNotSupported for leases.
+func TestLeaseMulti(t *testing.T) {
+	for _, m := range plainModes {
+		t.Run(m.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			c, _ := startServers(t, 3, m, nil)
+			ctx := ctxT(t)
+			var hot []string
+			for i := 0; i < 20; i++ {
+				k := fmt.Sprint("hot", i)
+				hot = append(hot, k)
+				require.NoError(t, c.Set(ctx, &memclient.Item{Key: k, Value: []byte("v:" + k), TTL: time.Hour}))
+			}
+			vivify := memclient.LeaseOptions{VivifyTTL: 30 * time.Second}
+			touch := memclient.LeaseOptions{Touch: true, TouchTTL: -1} // never expires
+			var reqs []memclient.LeaseRequest
+			for _, k := range hot {
+				reqs = append(reqs, memclient.LeaseRequest{Key: k, LeaseOptions: touch})
+			}
+			reqs = append(reqs, memclient.LeaseRequest{Key: "absent"}, memclient.LeaseRequest{Key: "bad key"})
+
+			if m.proto == memclient.ProtocolText {
+				_, err := c.GetLeaseMulti(ctx, append(reqs, memclient.LeaseRequest{Key: "cold", LeaseOptions: vivify}))
+				require.ErrorIs(t, err, memclient.ErrNotSupported)
+			} else {
+				for i := 0; i < 10; i++ {
+					reqs = append(reqs, memclient.LeaseRequest{Key: fmt.Sprint("cold", i), LeaseOptions: vivify})
+				}
+			}
+			got, err := c.GetLeaseMulti(ctx, reqs)
+			var me memclient.MultiError
+			require.ErrorAs(t, err, &me)
+			require.Len(t, me, 1)
+			require.ErrorIs(t, me["bad key"], memclient.ErrMalformedKey)
+			assert.NotContains(t, got, "absent", "a plain miss is absent")
+			for _, k := range hot {
+				require.Contains(t, got, k)
+				assert.Equal(t, "v:"+k, string(got[k].Item.Value))
+				assert.False(t, got[k].Won)
+			}
+			if m.proto == memclient.ProtocolMeta {
+				for i := 0; i < 10; i++ {
+					l := got[fmt.Sprint("cold", i)]
+					require.NotNil(t, l)
+					assert.True(t, l.Won && l.Placeholder(), "the first caller wins each cold key")
+				}
+				again, err := c.GetLeaseMulti(ctx, reqs)
+				require.Error(t, err) // the bad key
+				for i := 0; i < 10; i++ {
+					l := again[fmt.Sprint("cold", i)]
+					assert.True(t, l.Pending && !l.Won, "the second waits")
+				}
+				l, err := c.GetLease(ctx, hot[0], memclient.LeaseOptions{})
+				require.NoError(t, err)
+				assert.Equal(t, time.Duration(-1), l.TTL, "the touch made it never expire")
+			}
+		})
+	}
+}

@@ -46,6 +46,10 @@ func encodeMeta(w *bufio.Writer, r *request) error {
 			w.WriteString(" R")
 			writeInt(w, min(ceilSeconds(r.lease.RecacheTTL), maxRelativeTTL))
 		}
+		if r.lease.Touch {
+			w.WriteString(" T")
+			writeInt(w, r.exp)
+		}
 	case opSet, opAdd, opReplace, opAppend, opPrepend, opCAS:
 		w.WriteString("ms ")
 		w.WriteString(r.key)
