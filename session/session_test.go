@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -390,6 +391,21 @@ func TestLongLifetimeOverThirtyDays(t *testing.T) {
 	assert.InDelta(t, (60 * 24 * time.Hour).Seconds(), lease.TTL.Seconds(), 5)
 	ck := sessionCookie(t, c, a.srv.URL)
 	require.NotNil(t, ck)
+}
+
+// TestFifteenYearLifetime: a Lifetime past what memcached's 32-bit
+// exptime holds (January 2038) keeps sessions until then instead of
+// losing every one at once, as it did when the absolute time overflowed.
+func TestFifteenYearLifetime(t *testing.T) {
+	leakcheck.Check(t)
+	st, _, client := backends[0].new(t, nil)
+	a := newApp(t, st, appOptions{lifetime: 15 * 365 * 24 * time.Hour})
+	c := newJarClient(t)
+	a.body(t, c, "/set?k=v")
+	assert.Equal(t, "v", a.body(t, c, "/get?k=k"), "the session survived its first save")
+	lease, err := client.GetLease(context.Background(), session.HashKey(session.DefaultKeyPrefix, a.body(t, c, "/id")), memclient.LeaseOptions{})
+	require.NoError(t, err)
+	assert.InDelta(t, time.Until(time.Unix(math.MaxInt32, 0)).Seconds(), lease.TTL.Seconds(), 5, "kept until 2038")
 }
 
 func TestTamperedCookie(t *testing.T) {
