@@ -7,34 +7,6 @@ import (
 	"time"
 )
 
-// serverFor returns the server for key, honouring down servers and
-// failover.
-func (c *Client) serverFor(key string) (*server, error) {
-	t := c.topo.Load()
-	switch len(t.servers) {
-	case 0:
-		return nil, ErrNoServers
-	case 1:
-		s := t.servers[0]
-		if s.down.Load() {
-			return nil, s.unavailable()
-		}
-		return s, nil
-	}
-	s := t.servers[t.sel.pick(key)]
-	if !s.down.Load() {
-		return s, nil
-	}
-	if !c.cfg.Failover {
-		return nil, s.unavailable()
-	}
-	i := t.sel.pickLive(key, func(i int) bool { return t.servers[i].down.Load() })
-	if i < 0 {
-		return nil, s.unavailable()
-	}
-	return t.servers[i], nil
-}
-
 // times returns the time now and the call's deadline: the earlier of
 // ctx's deadline and now + Config.Timeout. One clock read serves the call.
 func (c *Client) times(ctx context.Context) (now, deadline time.Time) {
@@ -114,33 +86,16 @@ func (c *Client) finish(ctx context.Context, s *server, cn *conn, snt sent, dead
 // waits on it before it counts as stuck (or Config.Timeout, if shorter).
 const stuckAfter = 100 * time.Millisecond
 
-// do runs one single-key request and returns its outcome. owned reports
-// whether r is still the caller's (it is not once abandoned).
-func (c *Client) do(ctx context.Context, r *request) (owned bool, err error) {
-	s, err := c.serverFor(r.key)
-	if err != nil {
-		return true, err
-	}
-	var ab [1]bool
-	reqs := [1]*request{r}
-	now, deadline := c.times(ctx)
-	if err := c.roundTrip(ctx, s, now, deadline, reqs[:], ab[:]); err != nil {
-		return !ab[0], err
-	}
-	if r.err != nil {
-		if se := (*ServerError)(nil); errors.As(r.err, &se) {
-			s.errors.Add(1)
-		}
-	}
-	return true, r.err
-}
-
 func (c *Client) getItem(ctx context.Context, op opcode, key string, ttl time.Duration) (*Item, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
+	if op == opGAT && c.cfg.BehindProxy {
+		return nil, errProxy
+	}
 	r := getRequest(op)
 	r.key = key
+	r.ttl = ttl
 	r.exp = expiration(ttl, c.now)
 	owned, err := c.do(ctx, r)
 	if !owned {

@@ -38,12 +38,6 @@ type Client struct {
 	wake    chan struct{}  // capacity 1: a server went down
 }
 
-// topology is an immutable server list and its key distribution.
-type topology struct {
-	servers []*server
-	sel     selector
-}
-
 // New returns a client for servers given as "host:port" or
 // "host:port:weight", with keys spread by weighted ketama.
 func New(servers ...string) (*Client, error) {
@@ -69,6 +63,25 @@ func NewFromConfig(cfg Config) (*Client, error) {
 	if err := checkCredentials(cfg.Username, cfg.Password); err != nil {
 		return nil, err
 	}
+	if err := checkServers(cfg.Gutter); err != nil {
+		return nil, fmt.Errorf("memclient: Gutter: %w", err)
+	}
+	for _, g := range cfg.Gutter {
+		for _, s := range cfg.Servers {
+			if g.Addr == s.Addr {
+				return nil, fmt.Errorf("memclient: %s is both a server and a gutter server", g.Addr)
+			}
+		}
+	}
+	if cfg.BehindProxy && cfg.Protocol != ProtocolText {
+		return nil, errors.New("memclient: BehindProxy needs Protocol: ProtocolText (twemproxy speaks the text protocol only)")
+	}
+	if cfg.BehindProxy && cfg.Username != "" {
+		return nil, errors.New("memclient: BehindProxy with Username: a proxy does not pass memcached's ASCII auth")
+	}
+	if cfg.Replicas < 0 {
+		return nil, errors.New("memclient: negative Replicas")
+	}
 	cfg.Servers = append([]Server(nil), cfg.Servers...)
 	c := &Client{
 		cfg:   cfg,
@@ -85,8 +98,98 @@ func NewFromConfig(cfg Config) (*Client, error) {
 }
 
 // SetServers replaces the server list. Connections to servers that stay
-// are kept; those to removed servers are closed.
+// are kept; those to removed servers are closed (with Config.WarmUp, when
+// the warm-up ends).
 func (c *Client) SetServers(servers ...Server) error {
+	if err := checkServers(servers); err != nil {
+		return err
+	}
+	var sel selector
+	if len(servers) > 0 {
+		var err error
+		if sel, err = newSelector(c.cfg.Distribution, servers); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	old := c.topo.Load()
+	byAddr := make(map[string]*server)
+	if old != nil {
+		for _, s := range old.servers {
+			byAddr[s.addr] = s
+		}
+	}
+	t := &topology{sel: sel, replicas: c.cfg.replicas()}
+	for _, s := range servers {
+		srv := byAddr[s.Addr]
+		if srv != nil && srv.weight == s.weight() {
+			delete(byAddr, s.Addr)
+		} else {
+			srv = newServer(c, s)
+		}
+		t.servers = append(t.servers, srv)
+	}
+	if old != nil {
+		t.gutter, t.gsel = old.gutter, old.gsel
+	} else if len(c.cfg.Gutter) > 0 {
+		for _, s := range c.cfg.Gutter {
+			g := newServer(c, s)
+			g.gutter = true
+			t.gutter = append(t.gutter, g)
+		}
+		gsel, err := newSelector(DistributionKetama, c.cfg.Gutter)
+		if err != nil {
+			c.mu.Unlock()
+			return err
+		}
+		t.gsel = gsel
+	}
+	var retired []*server
+	for _, gone := range byAddr {
+		retired = append(retired, gone)
+	}
+	warm := c.cfg.WarmUp > 0 && old != nil && len(old.servers) > 0
+	if warm {
+		t.prev = &topology{servers: old.servers, sel: old.sel, replicas: old.replicas, simple: true}
+		t.warmUntil = c.now().Add(c.cfg.WarmUp).UnixNano()
+	}
+	t.simple = t.replicas == 1 && len(t.gutter) == 0 && t.prev == nil
+	c.topo.Store(t)
+	c.mu.Unlock()
+
+	if !warm {
+		closeServers(retired)
+		return nil
+	}
+	// After the warm-up, forget the previous servers and close the removed
+	// ones.
+	c.goBackground(func() {
+		timer := time.NewTimer(c.cfg.WarmUp)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-c.life.Done():
+			return // Close closes every connection
+		}
+		c.mu.Lock()
+		if c.topo.Load() == t {
+			done := *t
+			done.prev, done.warmUntil = nil, 0
+			done.simple = done.replicas == 1 && len(done.gutter) == 0
+			c.topo.Store(&done)
+		}
+		c.mu.Unlock()
+		closeServers(retired)
+	})
+	return nil
+}
+
+// checkServers refuses a server list that cannot be used.
+func checkServers(servers []Server) error {
 	for i, s := range servers {
 		if _, err := ParseServer(s.Addr); err != nil {
 			return err
@@ -100,49 +203,26 @@ func (c *Client) SetServers(servers ...Server) error {
 			}
 		}
 	}
-	var sel selector
-	if len(servers) > 0 {
-		var err error
-		if sel, err = newSelector(c.cfg.Distribution, servers); err != nil {
-			return err
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
-	old := c.topo.Load()
-	byAddr := make(map[string]*server)
-	if old != nil {
-		for _, s := range old.servers {
-			byAddr[s.addr] = s
-		}
-	}
-	t := &topology{sel: sel}
-	for _, s := range servers {
-		srv := byAddr[s.Addr]
-		if srv != nil && srv.weight == s.weight() {
-			delete(byAddr, s.Addr)
-		} else {
-			srv = newServer(c, s)
-		}
-		t.servers = append(t.servers, srv)
-	}
-	c.topo.Store(t)
-	for _, gone := range byAddr {
-		go gone.closeAll(errClientClosing) // not under c.mu: fail takes it via untrack
-	}
 	return nil
 }
 
+// closeServers closes the connections of servers no longer in use.
+func closeServers(servers []*server) {
+	for _, s := range servers {
+		s.closeAll(errClientClosing)
+	}
+}
+
 // ServerStatus returns the health and counters of every server, in
-// configuration order.
+// configuration order, then of the gutter servers (Gutter set).
 func (c *Client) ServerStatus() []ServerStatus {
 	t := c.topo.Load()
-	out := make([]ServerStatus, len(t.servers))
-	for i, s := range t.servers {
-		out[i] = s.status()
+	out := make([]ServerStatus, 0, len(t.servers)+len(t.gutter))
+	for _, s := range t.servers {
+		out = append(out, s.status())
+	}
+	for _, s := range t.gutter {
+		out = append(out, s.status())
 	}
 	return out
 }
@@ -222,6 +302,8 @@ type Item struct {
 	// CAS is filled by Get, GetMulti and GetAndTouch and used by
 	// CompareAndSwap.
 	CAS uint64
+
+	from *server // with replicas, the one that served it: its CAS is that server's
 }
 
 // Get returns the item for key, or ErrCacheMiss.

@@ -18,6 +18,8 @@ const (
 	DefaultRetryInterval     = time.Second
 	DefaultMaxRetryInterval  = 30 * time.Second
 	DefaultFailureThreshold  = 3
+	DefaultGutterTTL         = 10 * time.Second
+	DefaultMaxPendingDeletes = 100_000
 )
 
 // Distribution selects how keys are spread over servers.
@@ -125,9 +127,83 @@ type Config struct {
 	// Failover sends the keys of a down server to the next live one (ketama:
 	// the next point on the ring; modula: python-memcached's rehash chain)
 	// instead of failing them with ErrServerUnavailable. Off by default:
-	// after the server comes back, its keys may hold values older than the
-	// ones written during the failover.
+	// the moved keys add their load to a neighbour already carrying its
+	// own, and after the server comes back its keys may hold values older
+	// than the ones written during the failover. Gutter is the recommended
+	// way to survive a lost server; with a Gutter, Failover is ignored.
 	Failover bool
+
+	// Gutter is a pool of spare servers, on a ring of their own, that take
+	// the keys of a server that is down ("Scaling Memcache at Facebook",
+	// §3.3): reads that find no live owner, or whose owner fails, go there,
+	// and so do writes, with every TTL clamped to GutterTTL, so that a
+	// cache-aside application keeps a working cache instead of sending
+	// every read of the lost server's keys to its database. Increment,
+	// Decrement, Append, Prepend and CompareAndSwap never go there (they
+	// fail with ErrServerUnavailable): a counter restarted in an empty
+	// gutter would be wrong. Every key written, deleted or invalidated
+	// while its server was bypassed is owed to that server as a delete,
+	// replayed before it serves again (see MaxPendingDeletes). ServerStatus
+	// lists gutter servers after the others, with Gutter set.
+	Gutter []Server
+	// GutterTTL bounds the TTL of everything stored in the gutter (0 and
+	// negative TTLs, never expiring elsewhere, included), and so the age of
+	// any value served from it. 0 means DefaultGutterTTL.
+	GutterTTL time.Duration
+	// Replicas is how many distinct servers hold each key: its own and
+	// the next ones on the ring. 0 or 1 means one copy. With more, writes,
+	// deletes and touches go to every live replica in parallel and succeed
+	// when all do (the error names those that failed; one that was down is
+	// owed a delete); reads go to one replica chosen at random, so that a
+	// hot key's reads spread, and fall back to another when it fails or
+	// misses. Add, Replace and CompareAndSwap decide on one replica (the
+	// first live one; for CompareAndSwap the one that served the item,
+	// since CAS values are per server) and then copy the value to the
+	// others with a set, which may lag for a moment; leases stay on the
+	// first live replica; Increment, Decrement, Append and Prepend go to
+	// every live replica. A key goes to the gutter only when none of its
+	// replicas is live.
+	Replicas int
+	// WarmUp, when positive, warms new servers after SetServers: for that
+	// long a miss on a key whose server changed reads its previous server
+	// and, on a hit, adds the value to the new one (mcrouter's
+	// WarmUpRoute), and deletes, invalidations and sets also delete the key
+	// on its previous server, so that warm-up never brings back a value
+	// deleted or overwritten meanwhile. Servers removed by SetServers stay
+	// connected until the warm-up ends.
+	WarmUp time.Duration
+	// MaxPendingDeletes bounds, per server, the deletes owed to it: keys
+	// written, deleted or invalidated while it was bypassed, or whose
+	// delete or invalidation failed. They are replayed before the server
+	// serves again; past the bound, the server is flushed instead
+	// (ServerStatus counts the keys that overflowed). 0 means
+	// DefaultMaxPendingDeletes.
+	MaxPendingDeletes int
+	// BehindProxy says the servers are twemproxy (nutcracker) or another
+	// proxy that speaks the text protocol but not all of it: it requires
+	// ProtocolText. Commands such a proxy does not pass (GetAndTouch,
+	// GetLease, Invalidate, FlushAll, Stats, and ASCII auth) then fail with
+	// ErrNotSupported before anything is sent, leaving the connection as
+	// it was, and health probes use a get, which it answers.
+	BehindProxy bool
+}
+
+func (c *Config) gutterTTL() time.Duration {
+	if c.GutterTTL > 0 {
+		return c.GutterTTL
+	}
+	return DefaultGutterTTL
+}
+
+func (c *Config) maxPendingDeletes() int {
+	if c.MaxPendingDeletes > 0 {
+		return c.MaxPendingDeletes
+	}
+	return DefaultMaxPendingDeletes
+}
+
+func (c *Config) replicas() int {
+	return max(c.Replicas, 1)
 }
 
 func (c *Config) timeout() time.Duration {

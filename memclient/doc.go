@@ -65,8 +65,23 @@
 // fails Config.FailureThreshold times in a row (refused, reset or stuck
 // connections) is marked down: its keys fail at once with an error matching
 // ErrServerUnavailable until a background probe, retried with backoff,
-// finds it answering again. With Config.Failover its keys go to the next
-// live server instead. Multi-key calls return what the live servers had
-// together with a MultiError naming the keys that failed. ServerStatus
-// reports each server's health and counters.
+// finds it answering again. A delete or invalidation that fails (the
+// server may be only unreachable: a partition, a SIGSTOP) is owed to the
+// server, which serves nothing until it has replayed it, so that it never
+// serves a value the application deleted. Multi-key calls return what the
+// live servers had together with a MultiError naming the keys that
+// failed. ServerStatus reports each server's health and counters.
+//
+// # Surviving a lost server
+//
+// Config.Gutter, the recommended mode, is Facebook's gutter pool: the keys
+// of a server that is down, or that fails a read, go to spare servers with
+// every TTL clamped to Config.GutterTTL, so a cache-aside application
+// keeps a cache instead of sending all those reads to its database; what
+// was written there is owed to the server as deletes, replayed before it
+// serves again. Config.Replicas keeps each key on several servers.
+// Config.WarmUp warms new servers after SetServers from the ones their keys
+// lived on. Config.Failover, which moves a dead server's keys onto its live
+// neighbours, is kept for python-memcached's behaviour. Config.BehindProxy
+// makes the client work through twemproxy.
 package memclient

@@ -30,8 +30,10 @@ var (
 	// ErrServerUnavailable means the key's server is marked down after
 	// repeated failures; the call failed fast without contacting it.
 	ErrServerUnavailable = errors.New("memclient: server unavailable")
-	// ErrNotSupported means the operation needs the meta protocol.
-	ErrNotSupported = errors.New("memclient: operation needs the meta protocol")
+	// ErrNotSupported means the operation needs the meta protocol, or
+	// cannot pass the proxy the client is behind (Config.BehindProxy).
+	// Nothing was sent.
+	ErrNotSupported = errors.New("memclient: operation not supported")
 	// ErrClosed means the client was closed.
 	ErrClosed = errors.New("memclient: client closed")
 	// ErrAuth means the server refused the configured credentials.
@@ -191,3 +193,13 @@ func wrapAddr(addr string, err error) error {
 	}
 	return fmt.Errorf("memclient: %s: %w", addr, err)
 }
+
+// errNeedsMeta and errProxy say why an operation is not supported.
+var (
+	errNeedsMeta = fmt.Errorf("%w: it needs the meta protocol (Protocol: ProtocolMeta)", ErrNotSupported)
+	errProxy     = fmt.Errorf("%w: a proxy such as twemproxy does not pass it (Config.BehindProxy)", ErrNotSupported)
+)
+
+// errNoMeta explains a connection closed, or answered ERROR, before any
+// reply to a meta command: the server does not speak it.
+var errNoMeta = errors.New("the server closed the connection, or answered ERROR, without answering a meta command: is it a proxy such as twemproxy, or memcached older than 1.6.10? Use Protocol: ProtocolText (and BehindProxy for a proxy)")

@@ -54,7 +54,13 @@ func (c *Client) probeLoop() {
 }
 
 func (c *Client) anyDown() bool {
-	for _, s := range c.topo.Load().servers {
+	t := c.topo.Load()
+	for _, s := range t.servers {
+		if s.down.Load() {
+			return true
+		}
+	}
+	for _, s := range t.gutter {
 		if s.down.Load() {
 			return true
 		}
@@ -66,7 +72,8 @@ func (c *Client) anyDown() bool {
 // the next probe is due.
 func (c *Client) probeDue() (next time.Time, anyDown bool) {
 	ctx := c.life
-	for _, s := range c.topo.Load().servers {
+	t := c.topo.Load()
+	for _, s := range append(t.servers[:len(t.servers):len(t.servers)], t.gutter...) {
 		if !s.down.Load() {
 			continue
 		}
@@ -74,7 +81,7 @@ func (c *Client) probeDue() (next time.Time, anyDown bool) {
 		due := s.nextProbe
 		s.hmu.Unlock()
 		if !c.now().Before(due) {
-			if s.probe(ctx) {
+			if s.recover(ctx) {
 				continue
 			}
 			s.hmu.Lock()

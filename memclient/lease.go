@@ -2,6 +2,8 @@ package memclient
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"time"
 )
 
@@ -80,25 +82,101 @@ func (c *Client) GetLeaseMulti(ctx context.Context, reqs []LeaseRequest) (map[st
 	opts := make(map[string]LeaseOptions, len(reqs))
 	for _, rq := range reqs {
 		if !meta && rq.leases() {
-			return nil, ErrNotSupported
+			return nil, errNeedsMeta
+		}
+		if c.cfg.BehindProxy && rq.Touch {
+			return nil, errProxy
 		}
 		if _, dup := opts[rq.Key]; !dup {
 			keys = append(keys, rq.Key)
 		}
 		opts[rq.Key] = rq.LeaseOptions
 	}
+	t := c.topo.Load()
+	if len(t.servers) == 0 {
+		return nil, ErrNoServers
+	}
+	now, deadline := c.times(ctx)
 	errs := make(MultiError)
-	batches, err := c.group(keys, errs)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range batches {
-		for _, k := range b.keys {
-			b.reqs = append(b.reqs, c.leaseRequest(k, opts[k]))
-		}
-	}
-	c.runAll(ctx, batches)
 	out := make(map[string]*Lease, len(keys))
+	var batches map[*server]*batch
+	if t.simple {
+		batches = c.group(t, keys, errs)
+		for _, b := range batches {
+			for _, k := range b.keys {
+				b.reqs = append(b.reqs, c.leaseRequest(k, opts[k]))
+			}
+		}
+	} else {
+		batches = c.routeLeases(t, keys, opts, errs)
+	}
+	retry := c.collectLeases(ctx, t, batches, now, deadline, out, errs)
+	if len(retry) > 0 && alive(ctx, deadline) {
+		// Keys whose owner failed: the gutter, once.
+		batches = make(map[*server]*batch)
+		for _, k := range retry {
+			if g := t.gutterFor(k); g != nil {
+				delete(errs, k)
+				r := c.leaseRequest(k, opts[k])
+				c.clampForGutter(r)
+				b := addKey(batches, g, k)
+				b.reqs = append(b.reqs, r)
+			}
+		}
+		c.collectLeases(ctx, t, batches, now, deadline, out, errs)
+	}
+	if len(errs) > 0 {
+		return out, errs
+	}
+	return out, nil
+}
+
+// routeLeases batches the keys of a GetLeaseMulti over replicas and the
+// gutter: a lease goes to the key's first live owner, a plain read to a
+// live owner chosen at random, and a key with no live owner to the gutter.
+func (c *Client) routeLeases(t *topology, keys []string, opts map[string]LeaseOptions, errs MultiError) map[*server]*batch {
+	batches := make(map[*server]*batch)
+	var owners []*server
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			errs[k] = err
+			continue
+		}
+		owners = t.owners(k, owners[:0])
+		start := 0
+		if !opts[k].leases() && len(owners) > 1 {
+			start = rand.IntN(len(owners))
+		}
+		var target *server
+		for i := range owners {
+			if s := owners[(start+i)%len(owners)]; !s.down.Load() {
+				target = s
+				break
+			}
+		}
+		r := c.leaseRequest(k, opts[k])
+		if target == nil {
+			if target = t.gutterFor(k); target == nil {
+				errs[k] = owners[0].unavailable()
+				putRequest(r)
+				continue
+			}
+			c.clampForGutter(r)
+		}
+		b := addKey(batches, target, k)
+		b.reqs = append(b.reqs, r)
+	}
+	return batches
+}
+
+// collectLeases runs the batches of a GetLeaseMulti and sorts the
+// answers into out and errs; it returns the keys whose server failed,
+// for the gutter, and fills leases won on a placeholder from the key's
+// previous server during a warm-up.
+func (c *Client) collectLeases(ctx context.Context, t *topology, batches map[*server]*batch, now, deadline time.Time, out map[string]*Lease, errs MultiError) (retry []string) {
+	c.runAll(ctx, batches, now, deadline)
+	warming := t.warming(now.UnixNano())
+	var missed []string
 	for _, b := range batches {
 		for i, r := range b.reqs {
 			k := b.keys[i]
@@ -111,22 +189,42 @@ func (c *Client) GetLeaseMulti(ctx context.Context, reqs []LeaseRequest) (map[st
 				errs[k] = b.err // r is not ours to read
 				continue
 			}
+			if warming && !b.srv.gutter && r.op == opLease && r.err == nil && r.resLease.Won && r.resLease.Placeholder() {
+				c.warmLease(ctx, t, r, b.srv, now, deadline)
+			}
 			switch {
 			case r.err == nil && r.op == opLease:
 				l := r.resLease
+				if t.replicas > 1 {
+					l.Item.from = b.srv
+				}
 				out[k] = &l
 			case r.err == nil:
+				if t.replicas > 1 {
+					r.resItem.from = b.srv
+				}
 				out[k] = &Lease{Item: r.resItem}
-			case r.err != ErrCacheMiss:
+			case errors.Is(r.err, ErrCacheMiss):
+				if warming && !b.srv.gutter {
+					missed = append(missed, k)
+				}
+			default:
 				errs[k] = r.err
+				if isTransport(r.err) && !b.srv.gutter {
+					retry = append(retry, k)
+				}
 			}
 			putRequest(r)
 		}
 	}
-	if len(errs) > 0 {
-		return out, errs
+	if len(missed) > 0 {
+		found := make(map[string]*Item)
+		c.warmMulti(ctx, t, missed, now, deadline, found)
+		for k, it := range found {
+			out[k] = &Lease{Item: it}
+		}
 	}
-	return out, nil
+	return retry
 }
 
 // leaseRequest builds the request for one key of a lease read: an mg with
@@ -159,7 +257,7 @@ func (c *Client) Invalidate(ctx context.Context, key string, ttl time.Duration) 
 
 func (c *Client) getLease(ctx context.Context, key string, opts LeaseOptions) (*Lease, error) {
 	if c.cfg.Protocol != ProtocolMeta {
-		return nil, ErrNotSupported
+		return nil, errNeedsMeta
 	}
 	if err := checkKey(key); err != nil {
 		return nil, err
@@ -179,7 +277,7 @@ func (c *Client) getLease(ctx context.Context, key string, opts LeaseOptions) (*
 
 func (c *Client) invalidate(ctx context.Context, key string, ttl time.Duration) error {
 	if c.cfg.Protocol != ProtocolMeta {
-		return ErrNotSupported
+		return errNeedsMeta
 	}
 	if err := checkKey(key); err != nil {
 		return err
@@ -187,6 +285,7 @@ func (c *Client) invalidate(ctx context.Context, key string, ttl time.Duration) 
 	r := getRequest(opInvalidate)
 	r.key = key
 	if ttl > 0 {
+		r.ttl = ttl
 		r.exp = expiration(ttl, c.now)
 	}
 	owned, err := c.do(ctx, r)

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -82,6 +83,7 @@ type conn struct {
 
 	closed   atomic.Pointer[connError] // why it closed; nil while open
 	lastSend atomic.Int64              // unix nanos of the last request queued
+	answered atomic.Bool               // a reply was read and checked
 	weight   atomic.Int64              // sum of the cost of queued requests
 }
 
@@ -504,6 +506,9 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			return nil
 		}
 		c.srv.noteSuccess()
+		if !c.answered.Load() {
+			c.answered.Store(true)
+		}
 		if positional {
 			// A reply that carries no token is held, its request popped
 			// but not complete, until a reply that does shows the stream
@@ -600,6 +605,11 @@ func (c *conn) fail(cause error) {
 	}
 	if errors.Is(cause, ErrProtocol) {
 		err = fmt.Errorf("connection closed after a protocol error: %w", err)
+	}
+	if c.meta && !c.answered.Load() && (errors.Is(cause, io.EOF) || errors.Is(cause, syscall.ECONNRESET) || errors.Is(cause, errResync)) {
+		// Not a byte back, ever, for a meta command: the server does not
+		// speak the meta protocol. Say so, not just "connection closed".
+		err = fmt.Errorf("%w (%w)", err, errNoMeta)
 	}
 	ce := &connError{err: fmt.Errorf("memclient: %s: %w", c.srv.addr, err), cause: cause}
 
@@ -741,6 +751,10 @@ func unixNano(t time.Time) int64 {
 // until ctx ends or deadline.
 func (c *conn) ping(ctx context.Context, deadline time.Time) error {
 	r := getRequest(opNoop)
+	if c.srv.cfg.BehindProxy {
+		// A proxy may pass neither mn nor version; every one passes a get.
+		r.op, r.key = opGet, probeKey
+	}
 	if _, err := c.send(ctx, time.Now(), deadline, r.timer, r); err != nil {
 		putRequest(r)
 		return err
@@ -751,5 +765,11 @@ func (c *conn) ping(ctx context.Context, deadline time.Time) error {
 	}
 	err = r.err
 	putRequest(r)
+	if errors.Is(err, ErrCacheMiss) {
+		err = nil // an answer is all a probe asks
+	}
 	return err
 }
+
+// probeKey is the key a probe gets behind a proxy.
+const probeKey = "memkit.probe"

@@ -60,11 +60,12 @@ const (
 type request struct {
 	op     opcode
 	key    string
-	keys   []string // opGetMulti
-	cursor int      // opGetMulti: index of the next key a VALUE may name
-	item   *Item    // store ops
-	exp    int64    // expiration sent to the server
-	delta  uint64   // opIncr, opDecr
+	keys   []string      // opGetMulti
+	cursor int           // opGetMulti: index of the next key a VALUE may name
+	item   *Item         // store ops
+	exp    int64         // expiration sent to the server
+	ttl    time.Duration // the TTL exp came from (touches, invalidations), for the gutter's clamp
+	delta  uint64        // opIncr, opDecr
 	lease  LeaseOptions
 	args   []string // opStats
 
@@ -128,6 +129,22 @@ func getRequest(op opcode) *request {
 	r := requestPool.Get().(*request)
 	r.op = op
 	return r
+}
+
+// reset clears r's results and pipeline bookkeeping, so that the caller
+// can send it again (to another server). The caller must own r.
+func (r *request) reset() {
+	r.resItem, r.resItems, r.keyErrs, r.resLease = nil, nil, nil, Lease{}
+	r.num, r.stats, r.err, r.cursor = 0, nil, nil, 0
+	r.opaque, r.sentAt, r.rx, r.weight, r.state = 0, 0, 0, 0, stSent
+}
+
+// clone returns a new request for the same command as r.
+func (r *request) clone() *request {
+	x := getRequest(r.op)
+	x.key, x.keys, x.item, x.exp, x.ttl = r.key, r.keys, r.item, r.exp, r.ttl
+	x.delta, x.lease, x.args = r.delta, r.lease, r.args
+	return x
 }
 
 // putRequest returns r to the pool. The caller must own r, and r's sig

@@ -32,6 +32,10 @@ type server struct {
 	nextProbe time.Time
 	backoff   time.Duration
 	lastErr   error
+
+	gutter bool       // a gutter server
+	omu    sync.Mutex // protects owed; taken before hmu
+	owed   owed
 }
 
 type slot struct {
@@ -159,32 +163,6 @@ func (s *server) unavailable() error {
 	return &unavailableError{addr: s.addr, cause: s.lastErr}
 }
 
-// probe tries to reach a down server once; on success it is up again.
-// It reports whether the server is up.
-func (s *server) probe(ctx context.Context) bool {
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.dialTimeout())
-	c, err := s.dial(dctx)
-	cancel()
-	if err == nil {
-		err = c.ping(ctx, time.Now().Add(s.cfg.timeout()))
-		c.fail(errProbeDone)
-	}
-	now := s.client.now()
-	if err == nil {
-		s.markUp()
-		return true
-	}
-	s.hmu.Lock()
-	s.lastErr = err
-	s.backoff *= 2
-	if max := s.cfg.maxRetryInterval(); s.backoff > max {
-		s.backoff = max
-	}
-	s.nextProbe = now.Add(s.backoff)
-	s.hmu.Unlock()
-	return false
-}
-
 // ServerStatus is a snapshot of one server's health and counters.
 type ServerStatus struct {
 	Addr      string
@@ -196,9 +174,17 @@ type ServerStatus struct {
 	Requests  uint64    // requests sent
 	Errors    uint64    // connection failures and error replies
 	Timeouts  uint64    // requests that timed out
+	Gutter    bool      // a gutter server (Config.Gutter)
+	// PendingDeletes is how many deletes the server is owed (see
+	// Config.MaxPendingDeletes); while any are, it is not Up.
+	PendingDeletes int
+	// OverflowedDeletes counts owed deletes past MaxPendingDeletes, each
+	// covered by flushing the server instead.
+	OverflowedDeletes uint64
 }
 
 func (s *server) status() ServerStatus {
+	pending, dropped := s.pendingDeletes()
 	s.hmu.Lock()
 	defer s.hmu.Unlock()
 	st := ServerStatus{
@@ -209,7 +195,9 @@ func (s *server) status() ServerStatus {
 		Requests:  s.requests.Load(),
 		Errors:    s.errors.Load(),
 		Timeouts:  s.timeouts.Load(),
+		Gutter:    s.gutter,
 	}
+	st.PendingDeletes, st.OverflowedDeletes = pending, dropped
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()
 	}
