@@ -103,7 +103,7 @@ func (c *Client) SetServers(servers ...Server) error {
 	var sel selector
 	if len(servers) > 0 {
 		var err error
-		if sel, err = newSelector(c.cfg.Distribution, servers); err != nil {
+		if sel, err = newSelector(c.cfg.Distribution, c.cfg.Hash, servers); err != nil {
 			return err
 		}
 	}
