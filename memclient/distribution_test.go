@@ -460,3 +460,79 @@ func goWrite(t *testing.T, cfg Config, keys []string) {
 	}
 	require.NoError(t, c.SetMulti(ctx, multi))
 }
+
+// TestTwemproxyPlacement: twemproxy (nutcracker) with "distribution:
+// ketama" and "hash: md5", "hash: fnv1a_64" or no hash line (its default,
+// fnv1a_64), servers named or not,
+// weighted or not, in front of three real servers. memkit writes 200 keys
+// through the proxy (text protocol) and a memkit client pointed at the
+// servers themselves, with DistributionKetama and the matching Hash and
+// names, finds each on the server it picks (read from the servers
+// directly); then that client writes 200 keys and memkit reads every one
+// back through the proxy.
+func TestTwemproxyPlacement(t *testing.T) {
+	leakcheck.Check(t)
+	srvs := memcachetest.StartN(t, 3, memcachetest.Options{})
+	addrs := memcachetest.Addrs(srvs)
+	keys := interopKeys(200)
+	for _, hash := range []struct {
+		name string
+		h    Hash
+	}{{"md5", HashMD5}, {"fnv1a_64", HashFNV1a64}, {"", HashFNV1a64}} { // "": no hash line, nutcracker's default
+		for _, named := range []bool{false, true} {
+			for _, weights := range [][]int{{1, 1, 1}, {1, 2, 3}} {
+				t.Run(fmt.Sprintf("hash %s named %v weights %v", hash.name, named, weights), func(t *testing.T) {
+					servers := make([]Server, len(addrs))
+					pool := make([]memcachetest.ProxyServer, len(addrs))
+					for i, a := range addrs {
+						servers[i] = Server{Addr: a, Weight: weights[i]}
+						if named {
+							servers[i].Name = "cache-" + strconv.Itoa(i+1)
+						}
+						pool[i] = memcachetest.ProxyServer{Addr: a, Weight: weights[i], Name: servers[i].Name}
+					}
+					proxy := memcachetest.StartProxy(t, memcachetest.ProxyOptions{
+						Servers: pool, Distribution: "ketama", Hash: hash.name,
+						Settings: []string{"timeout: 5000"},
+					})
+					through := Config{Servers: []Server{{Addr: proxy.Addr}}, Protocol: ProtocolText}
+					direct := Config{Servers: servers, Distribution: DistributionKetama, Hash: hash.h}
+					s, err := newSelector(DistributionKetama, hash.h, servers)
+					require.NoError(t, err)
+
+					t.Run("through the proxy", func(t *testing.T) {
+						flushRaw(t, addrs)
+						goWrite(t, through, keys)
+						requirePlaced(t, s, addrs, keys)
+					})
+					t.Run("direct", func(t *testing.T) {
+						flushRaw(t, addrs)
+						goWrite(t, direct, keys)
+						requirePlaced(t, s, addrs, keys)
+						requireReadable(t, through, keys)
+					})
+				})
+			}
+		}
+	}
+}
+
+// requireReadable requires a Client made from cfg to read "go:"+key under
+// every key, one by one and in one GetMulti.
+func requireReadable(t *testing.T, cfg Config, keys []string) {
+	t.Helper()
+	cfg.Timeout = 5 * time.Second
+	c, err := NewFromConfig(cfg)
+	require.NoError(t, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, k := range keys {
+		it, err := c.Get(ctx, k)
+		require.NoError(t, err, "key %q", k)
+		require.Equal(t, "go:"+k, string(it.Value))
+	}
+	got, err := c.GetMulti(ctx, keys)
+	require.NoError(t, err)
+	require.Len(t, got, len(keys))
+}
