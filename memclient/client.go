@@ -107,7 +107,7 @@ func (c *Client) SetServers(servers ...Server) error {
 	var sel selector
 	if len(servers) > 0 {
 		var err error
-		if sel, err = newSelector(c.cfg.Distribution, servers); err != nil {
+		if sel, err = newSelector(c.cfg.Distribution, c.cfg.Hash, servers); err != nil {
 			return err
 		}
 	}
@@ -141,7 +141,7 @@ func (c *Client) SetServers(servers ...Server) error {
 			g.gutter = true
 			t.gutter = append(t.gutter, g)
 		}
-		gsel, err := newSelector(DistributionKetama, c.cfg.Gutter)
+		gsel, err := newSelector(DistributionKetama, HashDefault, c.cfg.Gutter)
 		if err != nil {
 			c.mu.Unlock()
 			return err
@@ -191,8 +191,10 @@ func (c *Client) SetServers(servers ...Server) error {
 // checkServers refuses a server list that cannot be used.
 func checkServers(servers []Server) error {
 	for i, s := range servers {
-		if _, err := ParseServer(s.Addr); err != nil {
+		if p, err := ParseServer(s.Addr); err != nil {
 			return err
+		} else if p.Addr != s.Addr {
+			return fmt.Errorf("memclient: bad server address %q (a weight or name goes in its own field)", s.Addr)
 		}
 		if s.Weight < 0 {
 			return fmt.Errorf("memclient: negative weight for %s", s.Addr)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Defaults for the Config fields whose zero value means "use the default".
@@ -33,6 +34,21 @@ const (
 	// DistributionModula is python-memcached's: crc32-based hash modulo a
 	// bucket list in which each server appears weight times.
 	DistributionModula
+	// DistributionRendezvous is pymemcache's HashClient default placement:
+	// rendezvous (highest random weight) hashing, each server scored by
+	// murmur3_32 (seed 0) of "host:port-key", the highest score winning. A
+	// pymemcache HashClient given the same servers, in any order, places
+	// str keys where memkit does (it places a bytes key by its repr,
+	// "b'key'", elsewhere than the same key as str). It has no weights
+	// (Server.Weight must be 0 or 1) and takes no Hash.
+	DistributionRendezvous
+	// DistributionLibmemcachedModula is libmemcached's default placement:
+	// hash(key) modulo the number of servers, with libmemcached's default
+	// one-at-a-time hash (or the Hash given). It is what pylibmc and
+	// php-memcached do unless ketama is turned on, and what libmemcached's
+	// own tools (memcp, memcat, ...) always do. Servers must be listed in
+	// the same order; it has no weights (Server.Weight must be 0 or 1).
+	DistributionLibmemcachedModula
 )
 
 func (d Distribution) String() string {
@@ -41,8 +57,43 @@ func (d Distribution) String() string {
 		return "ketama"
 	case DistributionModula:
 		return "modula"
+	case DistributionRendezvous:
+		return "rendezvous"
+	case DistributionLibmemcachedModula:
+		return "libmemcached-modula"
 	}
 	return "Distribution(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Hash selects the hash of keys for the distributions that let it be
+// chosen: DistributionKetama and DistributionLibmemcachedModula. Both
+// peers' hashes read a key's bytes as C chars, which are signed on x86-64
+// (the build these are checked against): bytes from 0x80 up enter
+// fnv1a_64 and one-at-a-time sign-extended, as they do here.
+type Hash int
+
+const (
+	// HashDefault is the distribution's own hash: MD5 for ketama,
+	// one-at-a-time for libmemcached's modula.
+	HashDefault Hash = iota
+	// HashMD5 is libmemcached's and twemproxy's md5: the first four bytes
+	// of MD5(key), little-endian (twemproxy's "hash: md5").
+	HashMD5
+	// HashFNV1a64 is libmemcached's and twemproxy's fnv1a_64: the low 32
+	// bits of 64-bit FNV-1a (twemproxy's "hash: fnv1a_64", its default).
+	HashFNV1a64
+)
+
+func (h Hash) String() string {
+	switch h {
+	case HashDefault:
+		return "default"
+	case HashMD5:
+		return "md5"
+	case HashFNV1a64:
+		return "fnv1a_64"
+	}
+	return "Hash(" + strconv.Itoa(int(h)) + ")"
 }
 
 // Protocol selects the wire protocol.
@@ -77,6 +128,10 @@ func (p Protocol) String() string {
 type Server struct {
 	Addr   string // "host:port"
 	Weight int    // relative share of keys; 0 means 1
+	// Name, when set, names the server on the ketama ring in place of
+	// host:port, as a twemproxy configuration does with
+	// "host:port:weight name"; DistributionKetama only.
+	Name string
 }
 
 // Config configures a Client. The zero value of every field but Servers
@@ -84,6 +139,7 @@ type Server struct {
 type Config struct {
 	Servers      []Server
 	Distribution Distribution // default DistributionKetama
+	Hash         Hash         // key hash for Distribution; default HashDefault, the distribution's own
 	Protocol     Protocol     // default ProtocolMeta
 
 	// Timeout bounds each call: waiting for a connection, writing, and the
@@ -255,18 +311,27 @@ func (c *Config) maxRetryInterval() time.Duration {
 	return DefaultMaxRetryInterval
 }
 
-// ParseServer parses "host:port" or "host:port:weight". IPv6 hosts are
-// written in brackets: "[::1]:11211:2".
+// ParseServer parses "host:port" or "host:port:weight", optionally
+// followed by a space and a name, as twemproxy configurations name servers:
+// "10.0.0.1:11211:1 cache-a" (see Server.Name). IPv6 hosts are written in
+// brackets: "[::1]:11211:2".
 func ParseServer(s string) (Server, error) {
 	if s == "" {
 		return Server{}, errors.New("memclient: empty server address")
 	}
-	addr, weight := s, 1
-	if i := strings.LastIndexByte(s, ':'); i >= 0 {
+	spec, name := s, ""
+	if i := strings.IndexFunc(s, unicode.IsSpace); i >= 0 {
+		spec, name = s[:i], strings.TrimSpace(s[i:])
+		if name == "" || strings.ContainsFunc(name, badNameRune) {
+			return Server{}, fmt.Errorf("memclient: bad server name in %q (one word after the address)", s)
+		}
+	}
+	addr, weight := spec, 1
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
 		// host:port:weight has two colons outside brackets.
-		rest := s[:i]
+		rest := spec[:i]
 		if j := strings.LastIndexByte(rest, ':'); j >= 0 && !strings.HasSuffix(rest, "]") && strings.LastIndexByte(rest, ']') < j {
-			w, err := strconv.Atoi(s[i+1:])
+			w, err := strconv.Atoi(spec[i+1:])
 			if err != nil || w < 1 {
 				return Server{}, fmt.Errorf("memclient: bad weight in %q", s)
 			}
@@ -275,16 +340,23 @@ func ParseServer(s string) (Server, error) {
 	}
 	host, port, ok := splitHostPort(addr)
 	if !ok || host == "" || port == "" {
-		return Server{}, fmt.Errorf("memclient: bad server address %q (want host:port or host:port:weight)", s)
+		return Server{}, fmt.Errorf("memclient: bad server address %q (want host:port or host:port:weight, then optionally a space and a name)", s)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
 		return Server{}, fmt.Errorf("memclient: bad port in %q", s)
 	}
-	return Server{Addr: addr, Weight: weight}, nil
+	return Server{Addr: addr, Weight: weight, Name: name}, nil
+}
+
+// badNameRune reports the runes a server name cannot hold: spaces and
+// control characters (twemproxy takes the name to end at a space) and the
+// comma that separates servers in ParseServers.
+func badNameRune(r rune) bool {
+	return unicode.IsSpace(r) || unicode.IsControl(r) || r == ','
 }
 
 // ParseServers parses a comma-separated list of servers as ParseServer
-// takes them, as a -memcached flag gives them: "a:11211,b:11211:2". Blank
+// takes them, as a -memcached flag gives them: "a:11211,b:11211:2 cache-b". Blank
 // entries are skipped; an empty list gives no servers.
 func ParseServers(list string) ([]Server, error) {
 	var out []Server

@@ -30,14 +30,33 @@ import (
 const systemPython = "/usr/bin/python3"
 
 // requirePython skips the test (fails it under CI=true) unless
-// /usr/bin/python3 can run setup, typically an import.
-func requirePython(t *testing.T, setup, what string) {
+// /usr/bin/python3 can run setup, typically an import; packages are the
+// Debian packages that bring what is missing.
+func requirePython(t *testing.T, setup, what, packages string) {
 	t.Helper()
 	out, err := exec.Command(systemPython, "-c", setup).CombinedOutput()
 	if err == nil {
 		return
 	}
-	msg := fmt.Sprintf("%s not usable from %s (apt-get install python3-memcache python3-pylibmc): %v: %s", what, systemPython, err, out)
+	missingTool(t, fmt.Sprintf("%s not usable from %s (make deps, or apt-get install %s): %v: %s", what, systemPython, packages, err, out))
+}
+
+// requireCommand returns the path of the program name, or skips the test
+// (fails it under CI=true) when it is not installed; package is the Debian
+// package that brings it.
+func requireCommand(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		missingTool(t, fmt.Sprintf("%s not found (make deps, or apt-get install %s): %v", name, pkg, err))
+	}
+	return path
+}
+
+// missingTool fails the test under CI=true, where every tool must be
+// installed, and skips it elsewhere, saying what to install.
+func missingTool(t *testing.T, msg string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
@@ -107,7 +126,7 @@ json.dump(out, sys.stdout)
 // weight so small it gets no points, IPv6 hosts and hosts on the default
 // port 11211 (named "host-i"). Only hashing happens: nothing connects.
 func TestKetamaMatchesLibmemcached(t *testing.T) {
-	requirePython(t, `import ctypes; ctypes.CDLL("libmemcached.so.11")`, "libmemcached")
+	requirePython(t, `import ctypes; ctypes.CDLL("libmemcached.so.11")`, "libmemcached", "python3-pylibmc")
 	type hostPort struct {
 		host   string
 		port   int
@@ -194,7 +213,7 @@ json.dump(out, sys.stdout)
 // python-memcached's Client._get_server, for weighted and equal server
 // lists, with none, one and several servers dead.
 func TestModulaMatchesPythonMemcache(t *testing.T) {
-	requirePython(t, "import memcache", "python-memcached")
+	requirePython(t, "import memcache", "python-memcached", "python3-memcache")
 	type config struct {
 		Servers [][2]any `json:"servers"`
 		Dead    []int    `json:"dead"`
@@ -357,7 +376,7 @@ func (c interopCase) name() string { return fmt.Sprintf("%s %v weights %v", c.li
 // TestInteropPythonWrites has the Python clients write keys to three real
 // servers and requires that every key sits on the server pick names.
 func TestInteropPythonWrites(t *testing.T) {
-	requirePython(t, "import memcache, pylibmc", "python-memcached and pylibmc")
+	requirePython(t, "import memcache, pylibmc", "python-memcached and pylibmc", "python3-memcache python3-pylibmc")
 	srvs := memcachetest.StartN(t, 3, memcachetest.Options{})
 	addrs := memcachetest.Addrs(srvs)
 	keys := interopKeys(600)
@@ -433,7 +452,7 @@ json.dump({"missing": missing, "wrong": wrong, "multi": len(got)}, sys.stdout)
 // over both protocols, and requires that the Python clients read every one
 // of them back, and that each sits on the server pick names.
 func TestInteropGoWrites(t *testing.T) {
-	requirePython(t, "import memcache, pylibmc", "python-memcached and pylibmc")
+	requirePython(t, "import memcache, pylibmc", "python-memcached and pylibmc", "python3-memcache python3-pylibmc")
 	leakcheck.Check(t)
 	srvs := memcachetest.StartN(t, 3, memcachetest.Options{})
 	addrs := memcachetest.Addrs(srvs)

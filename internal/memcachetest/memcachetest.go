@@ -1,7 +1,8 @@
 // Package memcachetest starts real memcached processes on free loopback ports
 // for tests: plain, TLS (with a certificate generated in the test), ASCII auth,
-// and with chosen memory and item sizes. It never talks to a daemon that
-// happens to run on 11211.
+// and with chosen memory and item sizes; and twemproxy (nutcracker) in front
+// of them (StartProxy). It never talks to a daemon that happens to run on
+// 11211, nor to a system nutcracker on its default ports.
 //
 // A server started with Start is stopped by t.Cleanup. On Linux it is also
 // killed by the kernel (PR_SET_PDEATHSIG) if the process that started it
@@ -62,8 +63,9 @@ type Server struct {
 	TLSConfig *tls.Config
 
 	args []string
+	prog string // the program's name for messages: memcached or nutcracker
 	tls  bool
-	dir  string     // temporary files (certificate, auth file)
+	dir  string     // temporary files (certificate, auth file, proxy configuration)
 	tb   testing.TB // the test that started the server; nil after Launch
 
 	mu   sync.Mutex    // protects cmd and done
@@ -171,7 +173,7 @@ func Launch(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{tls: opts.TLS, dir: dir}
+	s := &Server{prog: "memcached", tls: opts.TLS, dir: dir}
 	mem := opts.MemoryMB
 	if mem == 0 {
 		mem = 64
@@ -251,7 +253,7 @@ func (s *Server) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("memcached exited: %v: %s", err, stderr.String())
+			return fmt.Errorf("%s exited: %v: %s", s.prog, err, stderr.String())
 		default:
 		}
 		if s.ready() {
@@ -264,7 +266,7 @@ func (s *Server) start() error {
 	}
 	_ = cmd.Process.Kill()
 	<-exited
-	return errors.New("memcached did not accept connections within 10s: " + stderr.String())
+	return errors.New(s.prog + " did not accept connections within 10s: " + stderr.String())
 }
 
 func (s *Server) ready() bool {

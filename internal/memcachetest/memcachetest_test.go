@@ -77,3 +77,52 @@ func TestFreezeKillRestart(t *testing.T) {
 	defer conn2.Close()
 	require.Equal(t, "MN", roundTrip(t, conn2, "mn\r\n"))
 }
+
+// TestProxy starts nutcracker in front of two servers, named and weighted,
+// and stores through it: the value lands on exactly one of them.
+func TestProxy(t *testing.T) {
+	srvs := memcachetest.StartN(t, 2, memcachetest.Options{})
+	p := memcachetest.StartProxy(t, memcachetest.ProxyOptions{
+		Servers: []memcachetest.ProxyServer{
+			{Addr: srvs[0].Addr, Weight: 1, Name: "one"},
+			{Addr: srvs[1].Addr, Weight: 2, Name: "two"},
+		},
+		Distribution: "ketama",
+		Hash:         "md5",
+		Settings:     []string{"timeout: 2000"},
+	})
+	require.True(t, strings.HasPrefix(p.Addr, "127.0.0.1:"))
+	require.Contains(t, p.Config, "   - "+srvs[1].Addr+":2 two\n")
+	require.Contains(t, p.Config, "  hash: md5\n")
+	require.Contains(t, p.Config, "  timeout: 2000\n")
+
+	conn, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer conn.Close()
+	require.Equal(t, "STORED", roundTrip(t, conn, "set k 0 0 1\r\nv\r\n"))
+	held := 0
+	for _, s := range srvs {
+		c, err := net.Dial("tcp", s.Addr)
+		require.NoError(t, err)
+		if roundTrip(t, c, "mg k v\r\n") == "VA 1" {
+			held++
+		}
+		c.Close()
+	}
+	require.Equal(t, 1, held, "the key is on exactly one server behind the proxy")
+
+	p.Kill()
+	_, err = net.DialTimeout("tcp", p.Addr, time.Second)
+	require.Error(t, err, "a killed proxy must refuse connections")
+	require.NoError(t, p.Restart())
+	conn2, err := net.Dial("tcp", p.Addr)
+	require.NoError(t, err)
+	defer conn2.Close()
+	require.Equal(t, "STORED", roundTrip(t, conn2, "set k 0 0 1\r\nw\r\n"))
+}
+
+func TestProxyMissing(t *testing.T) {
+	_, err := memcachetest.LookupProxy(memcachetest.ProxyOptions{Binary: "no-such-nutcracker"})
+	require.ErrorIs(t, err, memcachetest.ErrNoProxy)
+	require.Contains(t, err.Error(), "apt-get install nutcracker")
+}
