@@ -197,7 +197,7 @@ func TestAuthLeavesNothingReadable(t *testing.T) {
 			leakcheck.Check(t)
 			srv := memcachetest.Start(t, memcachetest.Options{}) // no -Y
 			ctx := ctxT(t)
-			c := newClient(t, srv, mode{m.name, m.proto, memcachetest.Options{Username: "memkit", Password: "s3cr3t-pw"}}, nil)
+			c := newClient(t, srv, mode{name: m.name, proto: m.proto, opts: memcachetest.Options{Username: "memkit", Password: "s3cr3t-pw"}}, nil)
 			require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: []byte("v")}))
 
 			// Read every item the server holds, by key and by dump.

@@ -596,3 +596,35 @@ func TestMetaToTextOnlyServerSaysSo(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ProtocolText")
 }
+
+// TestThroughTwemproxy: through nutcracker the meta protocol fails with an
+// error that says to use the text protocol; with BehindProxy the health
+// probe uses a command the proxy answers, so a proxy that went away and
+// came back is found up again.
+func TestThroughTwemproxy(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	p := memcachetest.StartProxy(t, memcachetest.ProxyOptions{Servers: memcachetest.ProxyServers([]*memcachetest.Server{srv})})
+	ctx := ctxT(t)
+
+	meta := newHAClient(t, memclient.Config{Servers: []memclient.Server{{Addr: p.Addr}}, FailureThreshold: 1000})
+	_, err := meta.Get(ctx, "k")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ProtocolText", "the error points at the text protocol")
+
+	cfg := haConfig(modes[1])
+	cfg.Servers = []memclient.Server{{Addr: p.Addr}}
+	cfg.BehindProxy = true
+	c := newHAClient(t, cfg)
+	require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: []byte("v")}))
+	p.Kill()
+	require.Eventually(t, func() bool {
+		_, _ = c.Get(ctx, "k")
+		return !c.ServerStatus()[0].Up
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, p.Restart())
+	waitUp(t, c, p.Addr)
+	it, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "v", string(it.Value))
+}

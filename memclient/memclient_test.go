@@ -25,15 +25,17 @@ type mode struct {
 	name  string
 	proto memclient.Protocol
 	opts  memcachetest.Options
+	proxy bool // through twemproxy (nutcracker), with Config.BehindProxy
 }
 
 var modes = []mode{
-	{"meta", memclient.ProtocolMeta, memcachetest.Options{}},
-	{"text", memclient.ProtocolText, memcachetest.Options{}},
-	{"meta-tls", memclient.ProtocolMeta, memcachetest.Options{TLS: true}},
-	{"text-tls", memclient.ProtocolText, memcachetest.Options{TLS: true}},
-	{"meta-auth", memclient.ProtocolMeta, memcachetest.Options{Username: "memkit", Password: "s3cr3t"}},
-	{"text-auth", memclient.ProtocolText, memcachetest.Options{Username: "memkit", Password: "s3cr3t"}},
+	{name: "meta", proto: memclient.ProtocolMeta, opts: memcachetest.Options{}},
+	{name: "text", proto: memclient.ProtocolText, opts: memcachetest.Options{}},
+	{name: "meta-tls", proto: memclient.ProtocolMeta, opts: memcachetest.Options{TLS: true}},
+	{name: "text-tls", proto: memclient.ProtocolText, opts: memcachetest.Options{TLS: true}},
+	{name: "meta-auth", proto: memclient.ProtocolMeta, opts: memcachetest.Options{Username: "memkit", Password: "s3cr3t"}},
+	{name: "text-auth", proto: memclient.ProtocolText, opts: memcachetest.Options{Username: "memkit", Password: "s3cr3t"}},
+	{name: "text-twemproxy", proto: memclient.ProtocolText, proxy: true},
 }
 
 // testWithClient runs fn against a fresh server and client in every mode.
@@ -43,6 +45,10 @@ func testWithClient(t *testing.T, fn func(t *testing.T, c *memclient.Client, m m
 			leakcheck.Check(t)
 			srv := memcachetest.Start(t, m.opts)
 			c := newClient(t, srv, m, nil)
+			if m.proxy {
+				p := memcachetest.StartProxy(t, memcachetest.ProxyOptions{Servers: memcachetest.ProxyServers([]*memcachetest.Server{srv})})
+				c = newClient(t, p.Server, m, func(cfg *memclient.Config) { cfg.BehindProxy = true })
+			}
 			fn(t, c, m)
 		})
 	}
@@ -173,16 +179,21 @@ func TestConformance(t *testing.T) {
 
 		t.Run("TouchAndGAT", func(t *testing.T) {
 			require.ErrorIs(t, c.Touch(ctx, "nope", time.Minute), memclient.ErrCacheMiss)
-			_, err := c.GetAndTouch(ctx, "nope", time.Minute)
-			require.ErrorIs(t, err, memclient.ErrCacheMiss)
 			require.NoError(t, c.Set(ctx, &memclient.Item{Key: "tt", Value: []byte("v"), TTL: time.Hour}))
 			require.NoError(t, c.Touch(ctx, "tt", 2*time.Hour))
-			it, err := c.GetAndTouch(ctx, "tt", 3*time.Hour)
-			require.NoError(t, err)
-			assert.Equal(t, "v", string(it.Value))
+			if m.proxy {
+				_, err := c.GetAndTouch(ctx, "tt", time.Minute)
+				require.ErrorIs(t, err, memclient.ErrNotSupported, "twemproxy does not pass gat")
+			} else {
+				_, err := c.GetAndTouch(ctx, "nope", time.Minute)
+				require.ErrorIs(t, err, memclient.ErrCacheMiss)
+				it, err := c.GetAndTouch(ctx, "tt", 3*time.Hour)
+				require.NoError(t, err)
+				assert.Equal(t, "v", string(it.Value))
+			}
 			// A negative TTL means never expires, as everywhere in memkit.
 			require.NoError(t, c.Touch(ctx, "tt", -time.Second))
-			_, err = c.Get(ctx, "tt")
+			_, err := c.Get(ctx, "tt")
 			require.NoError(t, err)
 			if m.proto == memclient.ProtocolMeta {
 				l, err := c.GetLease(ctx, "tt", memclient.LeaseOptions{})
@@ -202,8 +213,10 @@ func TestConformance(t *testing.T) {
 				_, err := c.Get(ctx, "long")
 				require.NoError(t, err, "ttl %v", ttl)
 				require.NoError(t, c.Touch(ctx, "long", ttl))
-				_, err = c.GetAndTouch(ctx, "long", ttl)
-				require.NoError(t, err, "ttl %v", ttl)
+				if !m.proxy {
+					_, err = c.GetAndTouch(ctx, "long", ttl)
+					require.NoError(t, err, "ttl %v", ttl)
+				}
 				if m.proto == memclient.ProtocolMeta {
 					l, err := c.GetLease(ctx, "long", memclient.LeaseOptions{})
 					require.NoError(t, err)
@@ -248,6 +261,14 @@ func TestConformance(t *testing.T) {
 
 		t.Run("StatsFlush", func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, &memclient.Item{Key: "f", Value: []byte("v")}))
+			if m.proxy {
+				_, err := c.Stats(ctx)
+				require.ErrorIs(t, err, memclient.ErrNotSupported, "twemproxy does not pass stats")
+				require.ErrorIs(t, c.FlushAll(ctx), memclient.ErrNotSupported)
+				_, err = c.Get(ctx, "f")
+				require.NoError(t, err, "the connection is unharmed")
+				return
+			}
 			st, err := c.Stats(ctx)
 			require.NoError(t, err)
 			require.Len(t, st, 1)
@@ -481,10 +502,10 @@ func TestAuthRefused(t *testing.T) {
 	leakcheck.Check(t)
 	srv := memcachetest.Start(t, memcachetest.Options{Username: "memkit", Password: "right"})
 	for _, m := range modes[:2] {
-		c := newClient(t, srv, mode{m.name, m.proto, memcachetest.Options{Username: "memkit", Password: "wrong"}}, nil)
+		c := newClient(t, srv, mode{name: m.name, proto: m.proto, opts: memcachetest.Options{Username: "memkit", Password: "wrong"}}, nil)
 		_, err := c.Get(ctxT(t), "k")
 		require.ErrorIs(t, err, memclient.ErrAuth)
-		nc := newClient(t, srv, mode{m.name, m.proto, memcachetest.Options{}}, nil)
+		nc := newClient(t, srv, mode{name: m.name, proto: m.proto, opts: memcachetest.Options{}}, nil)
 		_, err = nc.Get(ctxT(t), "k")
 		require.Error(t, err, "no credentials")
 	}
