@@ -43,9 +43,7 @@ func (c *Client) PauseReadersForTest() (release func()) {
 	c.mu.Unlock()
 	return func() {
 		for _, cn := range held {
-			cn.mu.Lock()
-			cn.handOffLocked()
-			cn.mu.Unlock()
+			cn.handOff()
 		}
 	}
 }

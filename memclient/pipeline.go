@@ -353,12 +353,16 @@ func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (aband
 	c.mu.Unlock()
 	<-r.sig // a token raced our giving up: the reply, or the read role
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if r.state == stDone {
+		c.mu.Unlock()
 		return false, nil
 	}
 	r.state = stAbandoned
-	c.handOffLocked()
+	w := c.handOffLocked()
+	c.mu.Unlock()
+	if w != nil {
+		w.sig <- struct{}{}
+	}
 	return true, err
 }
 
@@ -367,51 +371,86 @@ func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (aband
 func (c *conn) lead(ctx context.Context, deadline time.Time, r *request) (abandoned bool, err error) {
 	err = c.readUntil(ctx, deadline, r)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if r.state == stDone {
-		c.handOffLocked()
+	done := r.state == stDone
+	if !done {
+		// The wait ended with r still queued and nothing of its reply read.
+		r.state = stAbandoned
+	}
+	w := c.handOffLocked()
+	c.mu.Unlock()
+	if w != nil {
+		w.sig <- struct{}{}
+	}
+	if done {
 		return false, nil
 	}
-	// The wait ended with r still queued and nothing of its reply read.
-	r.state = stAbandoned
-	c.handOffLocked()
 	return true, err
 }
 
-// handOffLocked passes the read role to the newest caller parked in
-// await, whose wait is likely to be the longest, or frees it. The caller
+// handOffLocked passes the read role to the oldest caller parked in
+// await, or frees it. The oldest's reply comes first, often already in
+// the buffer: it reads what has arrived rather than blocking early in
+// read(2) for a reply just sent, so each read(2) brings more replies. It
+// returns the caller to wake once mu is released (nil: none). The caller
 // holds the role and mu.
-func (c *conn) handOffLocked() {
-	for i := len(c.queue) - 1; i >= c.head; i-- {
-		if w := c.queue[i]; w.state == stWaiting {
-			w.state = stReading
-			w.sig <- struct{}{}
-			return
-		}
-	}
+func (c *conn) handOffLocked() (wake *request) {
 	for _, w := range c.held {
 		if w.state == stWaiting {
 			w.state = stReading
-			w.sig <- struct{}{}
-			return
+			return w
+		}
+	}
+	for _, w := range c.queue[c.head:] {
+		if w.state == stWaiting {
+			w.state = stReading
+			return w
 		}
 	}
 	c.reading = false
+	return nil
 }
 
-// completeLocked hands a decoded request to its caller, or returns it to
-// be recycled if the caller is gone. The caller holds mu.
-func completeLocked(r *request) (recycle bool) {
+// handOff is handOffLocked for a caller that does not hold mu.
+func (c *conn) handOff() {
+	c.mu.Lock()
+	w := c.handOffLocked()
+	c.mu.Unlock()
+	if w != nil {
+		w.sig <- struct{}{}
+	}
+}
+
+// completeLocked marks a decoded (or failed) request done. It returns
+// what is left to do once mu is released: recycle it (its caller is
+// gone) or wake its caller. The caller holds mu.
+func completeLocked(r *request) (after completion) {
 	switch r.state {
 	case stAbandoned:
-		return true
+		return completion{r: r, recycle: true}
 	case stReading:
-		r.state = stDone
+		r.state = stDone // its caller is the reader: no token
+		return completion{}
 	default:
 		r.state = stDone
-		r.sig <- struct{}{}
+		return completion{r: r}
 	}
-	return false
+}
+
+// completion is what completeLocked leaves to do outside mu.
+type completion struct {
+	r       *request
+	recycle bool
+}
+
+// finish recycles or wakes, as completeLocked said.
+func (a completion) finish() {
+	switch {
+	case a.r == nil:
+	case a.recycle:
+		putRequest(a.r)
+	default:
+		a.r.sig <- struct{}{}
+	}
 }
 
 // readUntil reads, decodes and completes replies until r is complete. It
@@ -495,11 +534,9 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			}
 			c.fail(err)
 			c.mu.Lock()
-			recycle := completeLocked(h)
+			after := completeLocked(h)
 			c.mu.Unlock()
-			if recycle {
-				putRequest(h)
-			}
+			after.finish()
 			if cut {
 				r.err = deadlineError(ctx, deadline, c.srv.addr) // r is done, and ours
 			}
@@ -522,23 +559,23 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			continue
 		}
 		// h's reply is verified, and with it every reply held before it.
-		var recycle []*request
 		c.mu.Lock()
-		for i, x := range c.held {
-			if completeLocked(x) {
-				recycle = append(recycle, x)
+		var held []completion
+		if len(c.held) > 0 {
+			held = make([]completion, len(c.held))
+			for i, x := range c.held {
+				held[i] = completeLocked(x)
+				c.held[i] = nil
 			}
-			c.held[i] = nil
+			c.held = c.held[:0]
 		}
-		c.held = c.held[:0]
-		if completeLocked(h) {
-			recycle = append(recycle, h)
-		}
+		after := completeLocked(h)
 		done := r.state == stDone
 		c.mu.Unlock()
-		for _, x := range recycle {
-			putRequest(x)
+		for _, a := range held {
+			a.finish()
 		}
+		after.finish()
 		if done {
 			return nil
 		}
@@ -613,7 +650,7 @@ func (c *conn) fail(cause error) {
 	}
 	ce := &connError{err: fmt.Errorf("memclient: %s: %w", c.srv.addr, err), cause: cause}
 
-	var recycle []*request
+	var after []completion
 	c.mu.Lock()
 	if c.closed.Load() != nil {
 		c.mu.Unlock()
@@ -623,22 +660,18 @@ func (c *conn) fail(cause error) {
 	pending := len(c.queue) - c.head + len(c.held)
 	for _, r := range c.held {
 		r.err = ce.err // an error reply never confirmed
-		if completeLocked(r) {
-			recycle = append(recycle, r)
-		}
+		after = append(after, completeLocked(r))
 	}
 	for _, r := range c.queue[c.head:] {
 		r.err = ce.err
-		if completeLocked(r) {
-			recycle = append(recycle, r)
-		}
+		after = append(after, completeLocked(r))
 	}
 	c.queue, c.head, c.held = nil, 0, nil
 	c.mu.Unlock()
 
 	c.nc.Close()
-	for _, r := range recycle {
-		putRequest(r)
+	for _, a := range after {
+		a.finish()
 	}
 	// An idle connection the server closed (idle_timeout, a restart we
 	// will notice on the next dial) cost no request: not a failure.
