@@ -461,7 +461,11 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 	cancellable := ctx.Done() != nil
 	c.keepReadDeadline(deadline)
 	sliced := false // the read deadline is a cancelPoll slice, not deadline
+	var h *request    // popped with the last reply's completion: its reply has begun
 	for {
+		if h != nil {
+			goto decode
+		}
 		if cancellable && c.br.Buffered() == 0 {
 			// About to block in read(2), which a cancelled context cannot
 			// interrupt without an allocation per read (context.AfterFunc):
@@ -497,21 +501,14 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		}
 
 		c.mu.Lock()
-		if c.head == len(c.queue) {
-			c.mu.Unlock()
+		h = c.popLocked()
+		c.mu.Unlock()
+		if h == nil {
 			c.fail(fmt.Errorf("%w: unsolicited data from the server", ErrProtocol))
 			return nil
 		}
-		h := c.queue[c.head]
-		c.queue[c.head] = nil
-		c.head++
-		if c.head == len(c.queue) {
-			c.head = 0
-			c.queue = c.queue[:0]
-		}
-		c.mu.Unlock()
-		c.weight.Add(-h.weight)
 
+	decode:
 		var positional bool
 		var err error
 		if c.meta {
@@ -553,6 +550,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			c.mu.Lock()
 			c.held = append(c.held, h)
 			c.mu.Unlock()
+			h = nil
 			if err := c.ensureSuccessor(deadline); err != nil {
 				return err
 			}
@@ -571,6 +569,10 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		}
 		after := completeLocked(h)
 		done := r.state == stDone
+		h = nil
+		if !done && c.br.Buffered() > 0 {
+			h = c.popLocked() // its reply has begun: no need to peek
+		}
 		c.mu.Unlock()
 		for _, a := range held {
 			a.finish()
@@ -579,7 +581,28 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 		if done {
 			return nil
 		}
+		if h == nil && c.br.Buffered() > 0 {
+			c.fail(fmt.Errorf("%w: unsolicited data from the server", ErrProtocol))
+			return nil
+		}
 	}
+}
+
+// popLocked takes the oldest queued request, whose reply comes next, or
+// returns nil when none is queued. The caller holds mu and the read role.
+func (c *conn) popLocked() *request {
+	if c.head == len(c.queue) {
+		return nil
+	}
+	h := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	if c.head == len(c.queue) {
+		c.head = 0
+		c.queue = c.queue[:0]
+	}
+	c.weight.Add(-h.weight)
+	return h
 }
 
 // ensureSuccessor makes sure a request follows the held replies in the
