@@ -169,7 +169,7 @@ func parseMetaFlags(tokens []byte) (metaFlags, error) {
 			f.z = true
 		}
 		if !ok {
-			return f, fmt.Errorf("%w: flag %q", errBadReply, tok)
+			return f, fmt.Errorf("%w: flag %s", errBadReply, shape(tok))
 		}
 	}
 	return f, nil
@@ -205,17 +205,17 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 		// MN carries no token, and needs none: no other command gets it,
 		// so it confirms the replies before it as well as one would.
 		if string(line) != "MN" {
-			return false, fmt.Errorf("%w: %q to mn", errBadReply, line)
+			return false, fmt.Errorf("%w: %s to mn", errBadReply, shape(line))
 		}
 		return false, nil
 	}
 	if len(line) < 2 {
-		return false, fmt.Errorf("%w: %q", errBadReply, line)
+		return false, fmt.Errorf("%w: %s", errBadReply, shape(line))
 	}
 	code, rest := line[:2], line[2:]
 	if len(rest) > 0 {
 		if rest[0] != ' ' {
-			return false, fmt.Errorf("%w: %q", errBadReply, line)
+			return false, fmt.Errorf("%w: %s", errBadReply, shape(line))
 		}
 		rest = rest[1:]
 	}
@@ -225,7 +225,7 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 		sizeTok, rest = cutToken(rest)
 		var ok bool
 		if size, ok = parseUint(sizeTok); !ok {
-			return false, fmt.Errorf("%w: %q", errBadReply, line)
+			return false, fmt.Errorf("%w: %s", errBadReply, shape(line))
 		}
 	}
 	f, err := parseMetaFlags(rest)
@@ -309,7 +309,7 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 			}
 			var ok bool
 			if r.num, ok = parseUint(value); !ok {
-				return false, fmt.Errorf("%w: counter %q", errBadReply, value)
+				return false, fmt.Errorf("%w: counter %s", errBadReply, shape(value))
 			}
 			return false, nil
 		case "NF":

@@ -175,7 +175,7 @@ func (rr *replyReader) decodeText(r *request) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %q to %s", errBadReply, line, r.op)
+	return fmt.Errorf("%w: %s to %s", errBadReply, shape(line), r.op)
 }
 
 // textValue parses "VALUE key flags bytes [cas]", checks that the key is
@@ -187,7 +187,7 @@ func (rr *replyReader) textValue(r *request, line []byte) error {
 		fields[n], rest = cutToken(rest)
 	}
 	if n < 4 || n > 5 || !bytes.Equal(fields[0], []byte("VALUE")) {
-		return fmt.Errorf("%w: %q", errBadReply, line)
+		return fmt.Errorf("%w: %s", errBadReply, shape(line))
 	}
 	flags, ok1 := parseUint(fields[2])
 	size, ok2 := parseUint(fields[3])
@@ -197,7 +197,7 @@ func (rr *replyReader) textValue(r *request, line []byte) error {
 		cas, ok3 = parseUint(fields[4])
 	}
 	if !ok1 || !ok2 || !ok3 || flags > 1<<32-1 {
-		return fmt.Errorf("%w: %q", errBadReply, line)
+		return fmt.Errorf("%w: %s", errBadReply, shape(line))
 	}
 	key, ok := r.nextKey(fields[1])
 	if !ok {

@@ -148,7 +148,7 @@ func (rr *replyReader) decodeCommon(line []byte, r *request) error {
 			}
 		}
 	}
-	return fmt.Errorf("%w: %q", errBadReply, line)
+	return fmt.Errorf("%w: %s", errBadReply, shape(line))
 }
 
 // writeUint and writeInt format into the writer's free buffer space, the
@@ -226,4 +226,16 @@ func trimCRLF(b []byte) string {
 		b = b[:len(b)-1]
 	}
 	return string(b)
+}
+
+// shape describes a reply line for an error message without quoting all
+// of it: a line may hold a key (a VALUE line does), and keys can hold
+// emails or user IDs, which must not reach logs. Its first token, cut
+// short, and its length tell what went wrong.
+func shape(line []byte) string {
+	tok, _ := cutToken(line)
+	if len(tok) > 16 {
+		tok = tok[:16]
+	}
+	return strconv.Quote(string(tok)) + " (a line of " + strconv.Itoa(len(line)) + " bytes)"
 }
