@@ -88,6 +88,7 @@ const stuckAfter = 100 * time.Millisecond
 
 func (c *Client) getItem(ctx context.Context, op opcode, key string, ttl time.Duration) (*Item, error) {
 	if err := checkKey(key); err != nil {
+		c.refused(ctx, op, err)
 		return nil, err
 	}
 	if op == opGAT && c.cfg.BehindProxy {
@@ -114,10 +115,13 @@ func (c *Client) store(ctx context.Context, op opcode, item *Item) error {
 		return errors.New("memclient: nil item")
 	}
 	if err := checkKey(item.Key); err != nil {
+		c.refused(ctx, op, err)
 		return err
 	}
 	if len(item.Value) > c.cfg.maxItemSize() {
-		return fmt.Errorf("%w: %d bytes for %q (MaxItemSize %d)", ErrValueTooLarge, len(item.Value), item.Key, c.cfg.maxItemSize())
+		err := fmt.Errorf("%w: %d bytes for %q (MaxItemSize %d)", ErrValueTooLarge, len(item.Value), item.Key, c.cfg.maxItemSize())
+		c.refused(ctx, op, err)
+		return err
 	}
 	r := getRequest(op)
 	r.key = item.Key
@@ -132,6 +136,7 @@ func (c *Client) store(ctx context.Context, op opcode, item *Item) error {
 
 func (c *Client) arith(ctx context.Context, op opcode, key string, delta uint64) (uint64, error) {
 	if err := checkKey(key); err != nil {
+		c.refused(ctx, op, err)
 		return 0, err
 	}
 	r := getRequest(op)
@@ -144,4 +149,12 @@ func (c *Client) arith(ctx context.Context, op opcode, key string, delta uint64)
 	n := r.num
 	putRequest(r)
 	return n, err
+}
+
+// refused reports to the Observer a call refused before it reached a
+// server: a malformed key, a value over MaxItemSize.
+func (c *Client) refused(ctx context.Context, op opcode, err error) {
+	if c.cfg.Observer != nil {
+		c.observe(ctx, nil, op.String(), time.Now(), 1, 0, 0, err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -235,6 +236,14 @@ type Config struct {
 	// (ServerStatus counts the keys that overflowed). 0 means
 	// DefaultMaxPendingDeletes.
 	MaxPendingDeletes int
+	// Observer, when set, is told of every operation and every server
+	// marked down or up (see Observer); nil costs nothing.
+	Observer Observer
+	// Logger, when set, logs servers marked down (Warn, with the reason)
+	// and back up (Info). The client logs nothing else, and never keys or
+	// values.
+	Logger *slog.Logger
+
 	// BehindProxy says the servers are twemproxy (nutcracker) or another
 	// proxy that speaks the text protocol but not all of it: it requires
 	// ProtocolText. Commands such a proxy does not pass (GetAndTouch,

@@ -178,6 +178,9 @@ func (c *Client) collectLeases(ctx context.Context, t *topology, batches map[*se
 	warming := t.warming(now.UnixNano())
 	var missed []string
 	for _, b := range batches {
+		if c.cfg.Observer != nil {
+			c.observe(ctx, b.srv, "lease", now, len(b.keys), 0, 0, batchErr(b))
+		}
 		for i, r := range b.reqs {
 			k := b.keys[i]
 			switch {

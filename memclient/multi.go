@@ -20,11 +20,12 @@ type batch struct {
 	// asked[i] is the keys reqs[i] asks for: the caller's own copy, since
 	// an abandoned request is no longer the caller's to read.
 	asked [][]string
-	cn    *conn  // where reqs were queued; nil if that failed
-	snt   sent   // when
-	err   error  // why reqs were not queued, or the first wait that failed
-	ab    []bool // which requests were abandoned
-	aside bool   // on the side of the call (warm-up's deletes): its outcome does not count
+	cn    *conn     // where reqs were queued; nil if that failed
+	snt   sent      // when
+	err   error     // why reqs were not queued, or the first wait that failed
+	ab    []bool    // which requests were abandoned
+	aside bool      // on the side of the call (warm-up's deletes): its outcome does not count
+	done  time.Time // when its replies were all in; set with an Observer
 }
 
 // group splits keys by server in a simple topology. Keys whose server is
@@ -99,6 +100,7 @@ func (c *Client) getOnce(ctx context.Context, batches map[*server]*batch, now, d
 	}
 	c.runAll(ctx, batches, now, deadline)
 	for _, b := range batches {
+		in := 0
 		for i, r := range b.reqs {
 			if b.cn == nil || b.ab[i] {
 				// Not sent, or given up: r is not ours to read.
@@ -115,6 +117,7 @@ func (c *Client) getOnce(ctx context.Context, batches map[*server]*batch, now, d
 					it.from = b.srv
 				}
 				out[it.Key] = it
+				in += len(it.Value)
 			}
 			for k, err := range r.keyErrs {
 				failed[k] = err
@@ -128,7 +131,24 @@ func (c *Client) getOnce(ctx context.Context, batches map[*server]*batch, now, d
 			}
 			putRequest(r)
 		}
+		if c.cfg.Observer != nil {
+			c.observe(ctx, b.srv, "get_multi", now, len(b.keys), in, 0, batchErr(b))
+		}
 	}
+}
+
+// batchErr is the error that failed a whole batch, if one did: not sent,
+// or a wait given up. Keys that failed alone are not the batch's failure.
+func batchErr(b *batch) error {
+	if b.cn == nil {
+		return b.err
+	}
+	for _, ab := range b.ab {
+		if ab {
+			return b.err
+		}
+	}
+	return nil
 }
 
 // readState is one key's progress through its owners in getRouted.
@@ -253,6 +273,9 @@ func (c *Client) runAll(ctx context.Context, batches map[*server]*batch, now, de
 		if b.cn != nil {
 			b.err = c.finish(ctx, b.srv, b.cn, b.snt, deadline, b.reqs, b.ab)
 		}
+		if c.cfg.Observer != nil {
+			b.done = time.Now()
+		}
 	}
 }
 
@@ -361,6 +384,15 @@ func (c *Client) writeMulti(ctx context.Context, keys []string, errs MultiError,
 	}
 	c.runAll(ctx, batches, now, deadline)
 	for _, b := range batches {
+		if c.cfg.Observer != nil && len(b.reqs) > 0 {
+			out := 0
+			for _, r := range b.reqs {
+				if r.item != nil && (b.cn == nil || !b.ab[0]) {
+					out += len(r.item.Value)
+				}
+			}
+			c.observe(ctx, b.srv, b.reqs[0].op.String(), now, len(b.keys), 0, out, batchErr(b))
+		}
 		for i, r := range b.reqs {
 			k := b.keys[i]
 			var err error
@@ -440,6 +472,13 @@ func (c *Client) perServer(ctx context.Context, op opcode, args []string) (map[s
 	c.runAll(ctx, batches, now, deadline)
 	out := make(map[string]*request, len(batches))
 	for _, b := range batches {
+		if c.cfg.Observer != nil {
+			err := batchErr(b)
+			if err == nil {
+				err = b.reqs[0].err
+			}
+			c.observe(ctx, b.srv, op.String(), now, 0, 0, 0, err)
+		}
 		if b.ab[0] {
 			errs = append(errs, b.err)
 			continue

@@ -72,7 +72,8 @@ func (s *server) oweLocked(key string) {
 // be healthy) and has the prober try to bring it back at once.
 func (s *server) bypass(reason error) {
 	s.hmu.Lock()
-	if !s.down.Load() {
+	changed := !s.down.Load()
+	if changed {
 		s.down.Store(true)
 		s.downSince = s.client.now()
 		s.backoff = s.cfg.retryInterval()
@@ -80,6 +81,9 @@ func (s *server) bypass(reason error) {
 	}
 	s.nextProbe = s.client.now()
 	s.hmu.Unlock()
+	if changed {
+		s.stateChanged(false, reason)
+	}
 	s.client.wakeProber()
 }
 
@@ -98,6 +102,7 @@ func (s *server) recover(ctx context.Context) bool {
 		}
 		s.omu.Unlock()
 		if clean {
+			s.stateChanged(true, nil)
 			return true
 		}
 		err = errOwed // written while we replayed: go again

@@ -461,7 +461,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 	cancellable := ctx.Done() != nil
 	c.keepReadDeadline(deadline)
 	sliced := false // the read deadline is a cancelPoll slice, not deadline
-	var h *request    // popped with the last reply's completion: its reply has begun
+	var h *request  // popped with the last reply's completion: its reply has begun
 	for {
 		if h != nil {
 			goto decode

@@ -184,13 +184,29 @@ func (t *topology) gutterFor(key string) *server {
 func (c *Client) doOn(ctx context.Context, s *server, r *request, now, deadline time.Time) (owned bool, err error) {
 	var ab [1]bool
 	reqs := [1]*request{r}
+	op, out := r.op, 0
+	if r.item != nil {
+		out = len(r.item.Value)
+	}
 	if err := c.roundTrip(ctx, s, now, deadline, reqs[:], ab[:]); err != nil {
+		if c.cfg.Observer != nil {
+			c.observe(ctx, s, op.String(), now, 1, 0, out, err)
+		}
 		return !ab[0], err
 	}
 	if r.err != nil {
 		if se := (*ServerError)(nil); errors.As(r.err, &se) {
 			s.errors.Add(1)
 		}
+	}
+	if c.cfg.Observer != nil {
+		in := 0
+		if r.resItem != nil {
+			in = len(r.resItem.Value)
+		} else if r.resLease.Item != nil {
+			in = len(r.resLease.Item.Value)
+		}
+		c.observe(ctx, s, op.String(), now, 1, in, out, r.err)
 	}
 	return true, r.err
 }
@@ -492,6 +508,9 @@ func (c *Client) allOutcome(ctx context.Context, batches map[*server]*batch, key
 			}
 		} else if err != nil && !b.aside && !errors.Is(err, ignore) && outcome == nil {
 			outcome = err
+		}
+		if c.cfg.Observer != nil {
+			c.observe(ctx, s, r.op.String(), now, 1, 0, 0, err)
 		}
 		if r != keep && (b.cn == nil || !b.ab[0]) {
 			putRequest(r)

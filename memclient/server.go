@@ -143,6 +143,7 @@ func (s *server) markDown(err error) {
 	s.nextProbe = s.downSince.Add(s.backoff)
 	s.lastErr = err
 	s.hmu.Unlock()
+	s.stateChanged(false, err)
 	// Connections to a dead server only make callers wait: close them.
 	s.closeAll(errServerDown)
 	s.client.wakeProber()

@@ -1,0 +1,33 @@
+//go:build !race
+
+package memclient_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memkit/memkit/internal/leakcheck"
+	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/memclient"
+)
+
+// (The race detector allocates on its own: this file is built without it.)
+
+// TestNoObserverNoCost: without an Observer a Get allocates what it did
+// before observers existed.
+func TestNoObserverNoCost(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	c := newClient(t, srv, modes[0], nil)
+	ctx := context.Background()
+	require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: []byte("v")}))
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := c.Get(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	assert.LessOrEqual(t, allocs, 2.0, "allocations per Get")
+}
