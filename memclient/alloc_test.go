@@ -31,3 +31,28 @@ func TestNoObserverNoCost(t *testing.T) {
 	})
 	assert.LessOrEqual(t, allocs, 2.0, "allocations per Get")
 }
+
+// TestGetIntoNoAlloc: GetInto into an Item with room allocates nothing;
+// Get allocates once for a small value (the Item and its value together).
+func TestGetIntoNoAlloc(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	for _, m := range plainModes {
+		c := newClient(t, srv, m, nil)
+		ctx := context.Background()
+		require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: make([]byte, 100)}))
+		it := &memclient.Item{Value: make([]byte, 0, 4096)}
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := c.GetInto(ctx, "k", it); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, "%s: allocations per GetInto", m.name)
+		allocs = testing.AllocsPerRun(200, func() {
+			if _, err := c.Get(ctx, "k"); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.LessOrEqual(t, allocs, 1.0, "%s: allocations per Get of 100 bytes", m.name)
+	}
+}

@@ -361,3 +361,44 @@ func TestConnectHangs(t *testing.T) {
 	_, err = c.Get(context.Background(), "k")
 	require.True(t, errors.Is(err, memclient.ErrClosed), "%v", err)
 }
+
+// TestGetInto: GetInto reads into the caller's Item, reusing its storage
+// (a 1 MB value lands in the caller's buffer), reports a miss, and once
+// it has returned on a timeout nothing writes into the Item any more: a
+// reply being read into it when the caller gives up fails the connection.
+func TestGetInto(t *testing.T) {
+	leakcheck.Check(t)
+	var stall atomic.Bool
+	s := hostile.Start(t, func(req hostile.Request, w *hostile.Reply) {
+		if stall.Load() && strings.HasPrefix(req.Line, "mg ") {
+			fmt.Fprintf(w, "VA 100000 f0 c1 O%s\r\n", opaqueOf(req.Line))
+			w.Write(make([]byte, 1000))
+			w.Flush()
+			w.Hang()
+			return
+		}
+		w.WriteCorrect()
+	})
+	c := hostileClient(t, s, modes[0], func(cfg *memclient.Config) { cfg.MaxItemSize = 2 << 20 })
+	ctx := ctxT(t)
+	big := make([]byte, 1<<20)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	require.NoError(t, c.Set(ctx, &memclient.Item{Key: "big", Value: big, Flags: 7}))
+	buf := make([]byte, 0, 2<<20)
+	it := &memclient.Item{Value: buf}
+	require.NoError(t, c.GetInto(ctx, "big", it))
+	assert.Equal(t, "big", it.Key)
+	assert.Equal(t, uint32(7), it.Flags)
+	assert.Equal(t, big, it.Value)
+	assert.Same(t, &buf[:1][0], &it.Value[0], "read into the caller's storage")
+	require.ErrorIs(t, c.GetInto(ctx, "nope", it), memclient.ErrCacheMiss)
+
+	stall.Store(true)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err := c.GetInto(short, "big", it)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Zero(t, c.ServerStatus()[0].Conns, "the connection reading into the Item is gone")
+}

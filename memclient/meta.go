@@ -248,7 +248,7 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 			r.err = ErrCacheMiss
 			return false, nil
 		case "VA":
-			value, tooBig, err := rr.value(size)
+			item, tooBig, err := rr.readItem(size, r.into)
 			if err != nil {
 				return false, err
 			}
@@ -256,7 +256,7 @@ func (rr *replyReader) decodeMeta(r *request) (positional bool, err error) {
 				r.err = tooBig
 				return false, nil
 			}
-			item := &Item{Key: r.key, Value: value, Flags: f.flags, CAS: f.cas}
+			item.Key, item.Flags, item.CAS = r.key, f.flags, f.cas
 			if r.op == opLease {
 				r.resLease = Lease{Item: item, Won: f.win, Stale: f.stale, Pending: f.z, TTL: time.Duration(f.ttl) * time.Second}
 				if f.ttl < 0 {

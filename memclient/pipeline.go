@@ -345,10 +345,19 @@ func (c *conn) await(ctx context.Context, deadline time.Time, r *request) (aband
 	}
 	r.timer.Stop()
 	c.mu.Lock()
-	if r.state == stWaiting {
+	if r.state == stWaiting && !r.pinned {
 		r.state = stAbandoned
 		c.mu.Unlock()
 		return true, err
+	}
+	if r.state == stWaiting {
+		// The reader is reading this reply into the caller's Item
+		// (GetInto): it must not go on once the caller has left. Cut its
+		// read short; the connection fails, and r with it, at once.
+		c.mu.Unlock()
+		_ = c.nc.SetReadDeadline(time.Now())
+		<-r.sig
+		return false, err
 	}
 	c.mu.Unlock()
 	<-r.sig // a token raced our giving up: the reply, or the read role
@@ -534,7 +543,7 @@ func (c *conn) readUntil(ctx context.Context, deadline time.Time, r *request) er
 			after := completeLocked(h)
 			c.mu.Unlock()
 			after.finish()
-			if cut {
+			if cut && !time.Now().Before(deadline) {
 				r.err = deadlineError(ctx, deadline, c.srv.addr) // r is done, and ours
 			}
 			return nil
@@ -602,6 +611,13 @@ func (c *conn) popLocked() *request {
 		c.queue = c.queue[:0]
 	}
 	c.weight.Add(-h.weight)
+	if h.into != nil {
+		if h.state == stAbandoned {
+			h.into = nil // its caller's Item is the caller's again
+		} else {
+			h.pinned = true // the reader writes into the caller's Item
+		}
+	}
 	return h
 }
 

@@ -63,6 +63,7 @@ type request struct {
 	keys   []string      // opGetMulti
 	cursor int           // opGetMulti: index of the next key a VALUE may name
 	item   *Item         // store ops
+	into   *Item         // GetInto: the caller's item, to read the value into
 	exp    int64         // expiration sent to the server
 	ttl    time.Duration // the TTL exp came from (touches, invalidations), for the gutter's clamp
 	delta  uint64        // opIncr, opDecr
@@ -84,9 +85,10 @@ type request struct {
 	rx     uint64 // bytes the connection had received when this was queued
 	weight int64  // cost() when queued, for connection load
 
-	state uint8         // stSent..stAbandoned; guarded by the connection's mu
-	sig   chan struct{} // capacity 1: one token per hand-over to the caller
-	timer *time.Timer   // the caller's wait timer, stopped when idle
+	state  uint8         // stSent..stAbandoned; guarded by the connection's mu
+	pinned bool          // GetInto: the reader is writing into the caller's Item; guarded by mu
+	sig    chan struct{} // capacity 1: one token per hand-over to the caller
+	timer  *time.Timer   // the caller's wait timer, stopped when idle
 }
 
 // cost estimates the bytes a request and its reply keep in flight.
@@ -136,13 +138,13 @@ func getRequest(op opcode) *request {
 func (r *request) reset() {
 	r.resItem, r.resItems, r.keyErrs, r.resLease = nil, nil, nil, Lease{}
 	r.num, r.stats, r.err, r.cursor = 0, nil, nil, 0
-	r.opaque, r.sentAt, r.rx, r.weight, r.state = 0, 0, 0, 0, stSent
+	r.opaque, r.sentAt, r.rx, r.weight, r.state, r.pinned = 0, 0, 0, 0, stSent, false
 }
 
 // clone returns a new request for the same command as r.
 func (r *request) clone() *request {
 	x := getRequest(r.op)
-	x.key, x.keys, x.item, x.exp, x.ttl = r.key, r.keys, r.item, r.exp, r.ttl
+	x.key, x.keys, x.item, x.exp, x.ttl, x.into = r.key, r.keys, r.item, r.exp, r.ttl, r.into
 	x.delta, x.lease, x.args = r.delta, r.lease, r.args
 	return x
 }

@@ -203,7 +203,11 @@ func (rr *replyReader) textValue(r *request, line []byte) error {
 	if !ok {
 		return fmt.Errorf("%w: a VALUE for a key its request did not ask for (or out of order); the stream is out of step", ErrProtocol)
 	}
-	value, tooBig, err := rr.value(size)
+	var into *Item
+	if r.op != opGetMulti {
+		into = r.into
+	}
+	item, tooBig, err := rr.readItem(size, into)
 	if err != nil {
 		return err
 	}
@@ -218,7 +222,7 @@ func (rr *replyReader) textValue(r *request, line []byte) error {
 		r.keyErrs[key] = tooBig
 		return nil
 	}
-	item := &Item{Key: key, Value: value, Flags: uint32(flags), CAS: cas}
+	item.Key, item.Flags, item.CAS = key, uint32(flags), cas
 	if r.op == opGetMulti {
 		r.resItems = append(r.resItems, item)
 	} else {

@@ -62,13 +62,14 @@ func (rr *replyReader) value(n uint64) (v []byte, tooBig, err error) {
 }
 
 func (rr *replyReader) crlf() error {
-	var b [2]byte
-	if _, err := io.ReadFull(rr.br, b[:]); err != nil {
+	b, err := rr.br.Peek(2) // a local array passed to io.ReadFull would escape
+	if err != nil {
 		return noEOF(err)
 	}
-	if b != [2]byte{'\r', '\n'} {
+	if b[0] != '\r' || b[1] != '\n' {
 		return fmt.Errorf("%w: value not ended by CRLF", errBadReply)
 	}
+	_, _ = rr.br.Discard(2)
 	return nil
 }
 
