@@ -42,7 +42,7 @@ func (c *Client) start(ctx context.Context, s *server, now, deadline time.Time, 
 	if err == nil {
 		s.requests.Add(uint64(len(reqs)))
 		var snt sent
-		if snt, err = cn.send(ctx, now, deadline, timer, reqs...); err == nil {
+		if snt, err = cn.send(ctx, now, deadline, reqs...); err == nil {
 			return cn, snt, nil
 		}
 	}

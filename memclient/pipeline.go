@@ -19,11 +19,16 @@ import (
 //
 // # Who owns what
 //
-// Writing. The write slot (wsem) admits one writer at a time; it owns bw,
+// Writing. The write slot (wmu) admits one writer at a time; it owns bw,
 // the write deadline and the opaque counter. Under the slot a writer
 // appends its requests to the queue (under mu) and encodes them, so queue
 // order is wire order. A writer that knows others are about to write
-// leaves the flush to the last of them (writers counts callers in send).
+// leaves the flush to the last of them (writers counts callers in send;
+// one waiting for the slot always gets it, so the flush never goes
+// undone). A writer waiting for the slot while the holder is blocked in
+// write(2) (a server that stopped reading) brings the socket's write
+// deadline forward to its own, so that it waits no longer than that: the
+// write fails, and the connection with it.
 //
 // Reading. At most one caller holds the read role (reading, under mu); it
 // owns br and the read deadline, pops replies' requests off the queue in
@@ -60,8 +65,11 @@ type conn struct {
 	rx   rxCounter
 
 	// Guarded by the write slot.
-	wsem    chan struct{} // capacity 1
-	writers atomic.Int32  // callers in send, holding the slot or about to
+	wmu     sync.Mutex   // the write slot
+	writers atomic.Int32 // callers in send, holding the slot or about to
+	// wdlMin is the earliest write deadline a waiter asked for, unix nanos
+	// (0: none): the socket's write deadline is no later than it.
+	wdlMin atomic.Int64
 	bw      *bufio.Writer
 	wdl     int64  // write deadline set, unix nanos; 0: none
 	flushBy int64  // the latest deadline of callers whose bytes are in bw
@@ -118,7 +126,6 @@ func newConn(s *server, nc net.Conn) *conn {
 		srv:  s,
 		nc:   nc,
 		meta: s.cfg.Protocol == ProtocolMeta,
-		wsem: make(chan struct{}, 1),
 		bw:   bufio.NewWriterSize(nc, 16<<10),
 	}
 	c.rx.nc = nc
@@ -152,15 +159,17 @@ type sent struct {
 // none of them, if the write slot is not obtained in time or the
 // connection is closed. Once queued, a write error fails the connection
 // and so the requests; their callers learn it from await.
-func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Timer, reqs ...*request) (sent, error) {
+func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*request) (sent, error) {
 	c.writers.Add(1)
-	select {
-	case c.wsem <- struct{}{}:
-	default:
-		if err := c.waitWriteSlot(ctx, deadline, timer); err != nil {
+	if !c.wmu.TryLock() {
+		c.waitWriteSlot(deadline)
+		if err := ctx.Err(); err != nil || !time.Now().Before(deadline) {
 			c.writers.Add(-1)
-			c.takeOverFlush()
-			return sent{}, err
+			c.releaseWrite() // the flush may have been left to us
+			if err != nil {
+				return sent{}, ctxError(c.srv.addr, err)
+			}
+			return sent{}, deadlineError(ctx, deadline, c.srv.addr)
 		}
 	}
 
@@ -197,10 +206,8 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, timer *time.Ti
 	c.weight.Add(w)
 	c.lastSend.Store(s.at)
 
-	// A write blocked past this caller's deadline (a server that stopped
-	// reading, its socket buffers full) fails the connection rather than
-	// hold the caller.
-	c.keepWriteDeadline(deadline)
+	// The flush goes under the latest deadline of the callers whose bytes
+	// it carries; a waiter for the slot may bring it forward.
 	c.flushBy = max(c.flushBy, deadline.UnixNano())
 	var err error
 	for _, r := range reqs {
@@ -234,75 +241,61 @@ func (c *conn) encode(r *request) error {
 	return encodeText(c.bw, r)
 }
 
-// waitWriteSlot waits for the write slot until ctx ends or deadline.
-func (c *conn) waitWriteSlot(ctx context.Context, deadline time.Time, timer *time.Timer) error {
-	timer.Reset(time.Until(deadline))
-	defer timer.Stop()
-	select {
-	case c.wsem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctxError(c.srv.addr, ctx.Err())
-	case <-timer.C:
-		return deadlineError(ctx, deadline, c.srv.addr)
+// waitWriteSlot takes the write slot, bringing the write deadline forward
+// to deadline first: a holder blocked in write(2) then fails at deadline
+// rather than at its own, later one. The deadline wanted for the
+// callers' bytes is restored before the next flush (flushDeadline).
+func (c *conn) waitWriteSlot(deadline time.Time) {
+	want := deadline.UnixNano()
+	for {
+		cur := c.wdlMin.Load()
+		if cur != 0 && cur <= want {
+			break
+		}
+		if c.wdlMin.CompareAndSwap(cur, want) {
+			_ = c.nc.SetWriteDeadline(deadline)
+			break
+		}
 	}
-}
-
-// takeOverFlush is for a writer that gave up waiting for the slot: a
-// writer before it may have left the flush to it. If the slot is free,
-// take it and flush; if not, its holder will. The flush is for the
-// callers whose bytes are buffered, under their deadline, not ours (which
-// has passed): it runs in the background, so this caller still returns
-// at its deadline should the write block on a server that stopped
-// reading.
-func (c *conn) takeOverFlush() {
-	select {
-	case c.wsem <- struct{}{}:
-	default:
-		return
-	}
-	if c.bw.Buffered() == 0 || c.writers.Load() != 0 {
-		c.releaseWrite()
-		return
-	}
-	if !c.srv.client.goBackground(func() {
-		c.keepWriteDeadline(time.Unix(0, c.flushBy))
-		c.releaseWrite()
-	}) {
-		<-c.wsem // closing: the connection goes with it
-	}
+	c.wmu.Lock()
 }
 
 // releaseWrite releases the write slot, flushing the buffer unless another
-// writer has announced itself and so will flush it (or, if it gives up,
-// take the slot back and flush). A failed flush fails the connection. The
-// caller must hold the slot.
+// writer has announced itself and so will flush it: it is waiting for the
+// slot or about to, and will get it. A failed flush fails the connection.
+// The caller must hold the slot.
 func (c *conn) releaseWrite() error {
 	var err error
-	for {
-		if c.writers.Load() == 0 {
-			if c.bw.Buffered() > 0 {
-				if err = c.bw.Flush(); err != nil {
-					c.fail(err)
-				} else {
-					c.flushBy = 0
-				}
-			}
-			<-c.wsem
-			return err
+	if c.writers.Load() == 0 && c.bw.Buffered() > 0 {
+		c.flushDeadline()
+		if err = c.bw.Flush(); err != nil {
+			c.fail(err)
+		} else {
+			c.flushBy = 0
 		}
-		<-c.wsem
-		if c.writers.Load() != 0 {
-			return err
+	}
+	c.wmu.Unlock()
+	return err
+}
+
+// flushDeadline sets the write deadline for a flush: the latest deadline
+// of the callers whose bytes are buffered, no earlier than a moment from
+// now (their callers may be gone; the bytes of others may follow), unless
+// a waiter for the slot brought it forward. The caller holds the slot.
+func (c *conn) flushDeadline() {
+	now := time.Now().UnixNano()
+	d := max(c.flushBy, now+int64(stuckAfter))
+	if m := c.wdlMin.Load(); m != 0 {
+		if m < d && m > now {
+			return // a waiter's earlier deadline stands
 		}
-		// The writer we counted on gave up between our check and our
-		// release: take the slot back and flush ourselves, unless a new
-		// holder already has it (it will run this same check).
-		select {
-		case c.wsem <- struct{}{}:
-		default:
-			return err
+		if c.wdlMin.CompareAndSwap(m, 0) {
+			c.wdl = 0 // a waiter moved the socket's deadline: set ours again
 		}
+	}
+	if !nearDeadline(c.wdl, time.Unix(0, d)) {
+		_ = c.nc.SetWriteDeadline(time.Unix(0, d))
+		c.wdl = d
 	}
 }
 
@@ -634,9 +627,7 @@ func (c *conn) ensureSuccessor(deadline time.Time) error {
 		if has {
 			return nil
 		}
-		select {
-		case c.wsem <- struct{}{}:
-		default:
+		if !c.wmu.TryLock() {
 			// A writer holds the slot. If it has queued nothing after the
 			// held reply yet, it soon will, or will let go.
 			if !time.Now().Before(deadline) {
@@ -653,7 +644,6 @@ func (c *conn) ensureSuccessor(deadline time.Time) error {
 		}
 		c.queueSyncLocked(time.Now().UnixNano())
 		c.mu.Unlock()
-		c.keepWriteDeadline(deadline)
 		c.flushBy = max(c.flushBy, deadline.UnixNano())
 		encodeSync(c.bw)
 		c.releaseWrite()
@@ -736,9 +726,7 @@ func (c *conn) usable(now int64) bool {
 	}
 	// Hold the write slot and the read role: nobody may queue a request
 	// (whose reply could be mistaken for a close) or read while we look.
-	select {
-	case c.wsem <- struct{}{}:
-	default:
+	if !c.wmu.TryLock() {
 		return true // someone is writing: it is in use
 	}
 	c.mu.Lock()
@@ -793,15 +781,6 @@ func (c *conn) keepReadDeadline(t time.Time) {
 	}
 }
 
-// keepWriteDeadline is keepReadDeadline for writes. The caller holds the
-// write slot.
-func (c *conn) keepWriteDeadline(t time.Time) {
-	if !nearDeadline(c.wdl, t) {
-		_ = c.nc.SetWriteDeadline(t)
-		c.wdl = unixNano(t)
-	}
-}
-
 // nearDeadline reports whether the deadline set (unix nanos, 0 for none)
 // is close enough to t to keep: callers in a burst have nearly the same
 // deadline, and moving it is a runtime timer update. One a little early
@@ -827,7 +806,7 @@ func (c *conn) ping(ctx context.Context, deadline time.Time) error {
 		// A proxy may pass neither mn nor version; every one passes a get.
 		r.op, r.key = opGet, probeKey
 	}
-	if _, err := c.send(ctx, time.Now(), deadline, r.timer, r); err != nil {
+	if _, err := c.send(ctx, time.Now(), deadline, r); err != nil {
 		putRequest(r)
 		return err
 	}
