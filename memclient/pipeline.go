@@ -69,7 +69,7 @@ type conn struct {
 	writers atomic.Int32 // callers in send, holding the slot or about to
 	// wdlMin is the earliest write deadline a waiter asked for, unix nanos
 	// (0: none): the socket's write deadline is no later than it.
-	wdlMin atomic.Int64
+	wdlMin  atomic.Int64
 	bw      *bufio.Writer
 	wdl     int64  // write deadline set, unix nanos; 0: none
 	flushBy int64  // the latest deadline of callers whose bytes are in bw
