@@ -192,10 +192,12 @@ type Config struct {
 
 	// Gutter is a pool of spare servers, on a ring of their own, that take
 	// the keys of a server that is down ("Scaling Memcache at Facebook",
-	// §3.3): reads that find no live owner, or whose owner fails, go there,
-	// and so do writes, with every TTL clamped to GutterTTL, so that a
-	// cache-aside application keeps a working cache instead of sending
-	// every read of the lost server's keys to its database. Increment,
+	// §3.3): reads that find no live owner, or whose owner fails or does
+	// not answer within half the call's time (the other half is the
+	// gutter's), go there, and so do writes, with every TTL clamped to
+	// GutterTTL, so that a cache-aside application keeps a working cache
+	// instead of sending every read of the lost server's keys to its
+	// database. Increment,
 	// Decrement, Append, Prepend and CompareAndSwap never go there (they
 	// fail with ErrServerUnavailable): a counter restarted in an empty
 	// gutter would be wrong. Every key written, deleted or invalidated
@@ -205,7 +207,10 @@ type Config struct {
 	Gutter []Server
 	// GutterTTL bounds the TTL of everything stored in the gutter (0 and
 	// negative TTLs, never expiring elsewhere, included), and so the age of
-	// any value served from it. 0 means DefaultGutterTTL.
+	// any value served from it: values go there with a TTL a second
+	// shorter (from 2 s up), since memcached's clock ticks once a second
+	// and may keep an item a little past its TTL. 0 means
+	// DefaultGutterTTL.
 	GutterTTL time.Duration
 	// Replicas is how many distinct servers hold each key: its own and
 	// the next ones on the ring. 0 or 1 means one copy. With more, writes,

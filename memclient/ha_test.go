@@ -628,3 +628,38 @@ func TestThroughTwemproxy(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v", string(it.Value))
 }
+
+// TestGutterFrozenOwner: a read or write whose server does not answer
+// (frozen: no refusal, no reset, just silence) goes to the gutter with
+// the half of the call's time its server did not use, instead of failing
+// at the timeout until enough timeouts mark the server down.
+func TestGutterFrozenOwner(t *testing.T) {
+	leakcheck.Check(t)
+	srvs := memcachetest.StartN(t, 2, memcachetest.Options{})
+	gut := memcachetest.Start(t, memcachetest.Options{})
+	cfg := haConfig(modes[0], srvs...)
+	cfg.Gutter = []memclient.Server{{Addr: gut.Addr}}
+	cfg.Timeout = time.Second
+	cfg.FailureThreshold = 1000 // not marked down: each call meets the silence
+	c := newHAClient(t, cfg)
+	ctx := context.Background()
+	k := keysOn(t, c, srvs[0], 1, "f")[0]
+	require.NoError(t, c.Set(ctx, &memclient.Item{Key: k, Value: []byte("old")}))
+
+	srvs[0].Freeze()
+	_, err := c.Get(ctx, k)
+	require.ErrorIs(t, err, memclient.ErrCacheMiss, "the gutter answered the read")
+	require.NoError(t, c.Set(ctx, &memclient.Item{Key: k, Value: []byte("new")}), "the gutter took the write")
+	it, err := c.Get(ctx, k)
+	require.NoError(t, err)
+	assert.Equal(t, "new", string(it.Value))
+
+	srvs[0].Resume()
+	waitUp(t, c, srvs[0].Addr)
+	it, err = c.Get(ctx, k)
+	if err == nil {
+		assert.NotEqual(t, "old", string(it.Value), "the frozen server served a value changed meanwhile")
+	} else {
+		require.ErrorIs(t, err, memclient.ErrCacheMiss)
+	}
+}

@@ -228,7 +228,7 @@ func (c *Client) getRouted(ctx context.Context, t *topology, keys []string, now,
 		}
 		found := make(map[string]*Item)
 		failed := make(MultiError)
-		c.getOnce(ctx, batches, now, deadline, found, failed, t.replicas > 1)
+		c.getOnce(ctx, batches, now, t.budget(time.Now(), deadline), found, failed, t.replicas > 1)
 		pending = pending[:0]
 		for _, k := range asked {
 			st := states[k]
@@ -404,8 +404,8 @@ func (c *Client) writeMulti(ctx context.Context, keys []string, errs MultiError,
 			default:
 				err = r.err
 			}
-			if isTransport(err) && r.op.invalidates() && !b.srv.gutter {
-				b.srv.owe(k)
+			if isTransport(err) && !b.srv.gutter && (r.op.invalidates() || len(t.gutter) > 0 && r.op.changes()) {
+				b.srv.owe(k) // invalidations are not lost; with a gutter, nor are writes
 			}
 			if err != nil && !aside[r] && !errors.Is(err, ignore) {
 				if _, ok := errs[k]; !ok {

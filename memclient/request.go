@@ -141,6 +141,12 @@ func (r *request) reset() {
 	r.opaque, r.sentAt, r.rx, r.weight, r.state, r.pinned = 0, 0, 0, 0, stSent, false
 }
 
+// takeResults moves x's results into r. The caller owns both.
+func (r *request) takeResults(x *request) {
+	r.resItem, r.resItems, r.keyErrs, r.resLease = x.resItem, x.resItems, x.keyErrs, x.resLease
+	r.num, r.stats, r.err = x.num, x.stats, x.err
+}
+
 // clone returns a new request for the same command as r.
 func (r *request) clone() *request {
 	x := getRequest(r.op)

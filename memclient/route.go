@@ -211,6 +211,34 @@ func (c *Client) doOn(ctx context.Context, s *server, r *request, now, deadline 
 	return true, r.err
 }
 
+// budget is how long a key's own servers get when a gutter stands behind
+// them: half the time left, so that a server that does not answer (frozen,
+// partitioned) leaves the other half for the gutter ("Scaling Memcache at
+// Facebook": no response means go to the gutter). Without a gutter, all.
+func (t *topology) budget(now, deadline time.Time) time.Time {
+	if len(t.gutter) == 0 {
+		return deadline
+	}
+	return now.Add(deadline.Sub(now) / 2)
+}
+
+// tryOn runs r on s until budget, before the call's deadline: on a
+// clone when the budget is shorter, so that r stays the caller's, to go
+// to the gutter, if s does not answer in time. owned is as doOn's.
+func (c *Client) tryOn(ctx context.Context, s *server, r *request, now, budget, deadline time.Time) (owned bool, err error) {
+	if !budget.Before(deadline) {
+		return c.doOn(ctx, s, r, now, deadline)
+	}
+	x := r.clone()
+	owned, err = c.doOn(ctx, s, x, now, budget)
+	if !owned {
+		return true, err // x is the connection's; r is still ours
+	}
+	r.takeResults(x)
+	putRequest(x)
+	return true, err
+}
+
 // isTransport reports whether err says the server did not (or may not
 // have) done the operation: a timeout, a broken or refused connection, a
 // protocol error, a server down. Outcomes (a miss, not stored, a CAS
@@ -281,6 +309,7 @@ func (c *Client) routeRead(ctx context.Context, t *topology, r *request, owners 
 	}
 	var lastErr error
 	missed := false
+	budget := t.budget(now, deadline)
 	for i := range owners {
 		s := owners[(start+i)%len(owners)]
 		if s.down.Load() {
@@ -290,7 +319,7 @@ func (c *Client) routeRead(ctx context.Context, t *topology, r *request, owners 
 			continue
 		}
 		r.reset()
-		owned, err := c.doOn(ctx, s, r, now, deadline)
+		owned, err := c.tryOn(ctx, s, r, now, budget, deadline)
 		switch {
 		case !owned:
 			return false, err
@@ -342,7 +371,7 @@ func (c *Client) routeFirst(ctx context.Context, t *topology, r *request, owners
 	var err error
 	if target != nil {
 		var owned bool
-		owned, err = c.doOn(ctx, target, r, now, deadline)
+		owned, err = c.tryOn(ctx, target, r, now, t.budget(now, deadline), deadline)
 		if !owned {
 			return false, err
 		}
@@ -355,8 +384,11 @@ func (c *Client) routeFirst(ctx context.Context, t *topology, r *request, owners
 			}
 			return true, err
 		}
-		if !alive(ctx, deadline) || r.op == opAdd || r.op == opReplace {
-			return true, err // the owner may have it: not the gutter
+		if len(t.gutter) == 0 || !alive(ctx, deadline) {
+			return true, err
+		}
+		if r.op.changes() {
+			target.owe(r.key) // it may hold it, or an older value: replay a delete
 		}
 	} else {
 		err = owners[0].unavailable()
@@ -427,11 +459,23 @@ func (c *Client) routeAll(ctx context.Context, t *topology, r *request, owners [
 	warm := t.warming(now.UnixNano()) && kind == kindWrite
 	if len(live) == 1 && !warm {
 		op, key := r.op, r.key // r is not ours once abandoned
-		owned, err := c.doOn(ctx, live[0], r, now, deadline)
-		if isTransport(err) && op.invalidates() && len(owners) == 1 {
-			live[0].owe(key)
+		owned, err := c.tryOn(ctx, live[0], r, now, t.budget(now, deadline), deadline)
+		if !owned || !isTransport(err) {
+			return owned, err
 		}
-		return owned, err
+		if len(owners) > 1 || (!op.invalidates() && len(t.gutter) == 0) {
+			return true, err
+		}
+		if op.changes() {
+			live[0].owe(key) // invalidations are not lost; writes meant for it wait in the gutter
+		}
+		g := t.gutterFor(key)
+		if g == nil || kind != kindWrite || !alive(ctx, deadline) {
+			return true, err
+		}
+		r.reset()
+		c.clampForGutter(r)
+		return c.doOn(ctx, g, r, now, deadline)
 	}
 	if len(live) == 0 {
 		g := t.gutterFor(r.key)
@@ -550,6 +594,12 @@ func (e *ReplicaError) Unwrap() []error {
 // GutterTTL for the ones that would never expire.
 func (c *Client) clampForGutter(r *request) {
 	g := c.cfg.gutterTTL()
+	if g >= 2*time.Second {
+		// memcached's clock ticks once a second, and a late tick keeps an
+		// item a little longer than its TTL: a second less keeps every
+		// value served from the gutter younger than GutterTTL.
+		g -= time.Second
+	}
 	clamp := func(ttl time.Duration) time.Duration {
 		if ttl <= 0 || ttl > g {
 			return g
