@@ -1,6 +1,6 @@
 package main
 
-// What the gutter mode needs: a paced cache-aside load over
+// What the gutter and warmup modes share: a paced cache-aside load over
 // Zipf-distributed keys, a fake database, per-second counters, and
 // finding out on the servers themselves where a ring puts each key.
 
@@ -30,6 +30,7 @@ type loadConfig struct {
 	Zipf      float64 // s of the Zipf distribution
 	Seed      uint64
 	GutterTTL time.Duration // gutter mode: Config.GutterTTL
+	WarmUp    time.Duration // warmup mode: Config.WarmUp
 }
 
 func (l loadConfig) check() error {
@@ -48,6 +49,8 @@ func (l loadConfig) check() error {
 		return errors.New("-zipf must be greater than 1")
 	case l.GutterTTL < time.Second:
 		return errors.New("-gutter-ttl must be at least 1s (memcached counts TTLs in seconds)")
+	case l.WarmUp < 0:
+		return errors.New("-warmup-for must not be negative")
 	}
 	return nil
 }
@@ -88,10 +91,12 @@ func keyNames(n int) []string {
 
 // second counts what happened in one second of a run.
 type second struct {
-	Requests   atomic.Int64 // requests started (a get, then a load and a set on a miss)
-	Errors     atomic.Int64 // cache calls that returned an error other than a miss
-	Loads      atomic.Int64 // loads from the fake database
-	GutterHits atomic.Int64 // gutter mode: gets answered by the gutter
+	Requests    atomic.Int64 // requests started (a get, then a load and a set on a miss)
+	Errors      atomic.Int64 // cache calls that returned an error other than a miss
+	Loads       atomic.Int64 // loads from the fake database
+	GutterHits  atomic.Int64 // gutter mode: gets answered by the gutter
+	MovedMisses atomic.Int64 // warmup mode: misses on keys that moved to the new server
+	OtherMisses atomic.Int64 // warmup mode: misses on the other keys
 }
 
 // series is a run's seconds: the ones before the event (negative

@@ -97,14 +97,22 @@ func TestParseFlags(t *testing.T) {
 		o, err := parseFlags([]string{"-mode", "gutter"}, none, io.Discard)
 		require.NoError(t, err)
 		assert.Equal(t, loadConfig{Keys: 10000, Rate: 20000, Workers: 16, Before: 2 * time.Second, After: 10 * time.Second,
-			Zipf: 1.01, Seed: 1, GutterTTL: 4 * time.Second}, o.load)
+			Zipf: 1.01, Seed: 1, GutterTTL: 4 * time.Second, WarmUp: 10 * time.Second}, o.load)
+	})
+	t.Run("warmup defaults: the issue's workload", func(t *testing.T) {
+		o, err := parseFlags([]string{"-mode", "warmup"}, none, io.Discard)
+		require.NoError(t, err)
+		assert.Equal(t, 100000, o.load.Keys)
+		assert.Equal(t, 20000, o.load.Rate)
+		assert.Equal(t, time.Minute, o.load.After)
+		assert.Equal(t, time.Minute, o.load.WarmUp, "warm-up covers the time measured")
 	})
 	t.Run("short run", func(t *testing.T) {
-		o, err := parseFlags([]string{"-mode", "gutter", "-keys", "500", "-rate", "100", "-duration", "2s", "-gutter-ttl", "1s", "-before", "0s"}, none, io.Discard)
+		o, err := parseFlags([]string{"-mode", "warmup", "-keys", "500", "-rate", "100", "-duration", "2s", "-warmup-for", "1s", "-before", "0s"}, none, io.Discard)
 		require.NoError(t, err)
-		assert.Equal(t, loadConfig{Keys: 500, Rate: 100, Workers: 16, After: 2 * time.Second, Zipf: 1.01, Seed: 1, GutterTTL: time.Second}, o.load)
+		assert.Equal(t, loadConfig{Keys: 500, Rate: 100, Workers: 16, After: 2 * time.Second, Zipf: 1.01, Seed: 1, GutterTTL: 4 * time.Second, WarmUp: time.Second}, o.load)
 	})
-	for _, mode := range []string{"gutter"} {
+	for _, mode := range []string{"gutter", "warmup"} {
 		t.Run(mode+" refuses -memcached", func(t *testing.T) {
 			_, err := parseFlags([]string{"-mode", mode, "-memcached", "127.0.0.1:11211"}, none, io.Discard)
 			require.Error(t, err)
@@ -124,7 +132,7 @@ func TestParseFlags(t *testing.T) {
 		{"-mode", "gutter", "-rate", "0"},
 		{"-mode", "gutter", "-zipf", "1"},
 		{"-mode", "gutter", "-gutter-ttl", "500ms"},
-		{"-mode", "gutter", "-duration", "100ms"},
+		{"-mode", "warmup", "-duration", "100ms"},
 		{"extra"},
 	} {
 		_, err := parseFlags(args, none, io.Discard)
@@ -136,7 +144,7 @@ func TestParseFlags(t *testing.T) {
 // under the race detector.
 func shortLoad() loadConfig {
 	return loadConfig{Keys: 2000, Rate: 2000, Workers: 8, Before: 500 * time.Millisecond, After: 3 * time.Second,
-		Zipf: 1.01, Seed: 1, GutterTTL: time.Second}
+		Zipf: 1.01, Seed: 1, GutterTTL: time.Second, WarmUp: 3 * time.Second}
 }
 
 func TestGutterMode(t *testing.T) {
@@ -180,4 +188,41 @@ func TestGutterMode(t *testing.T) {
 	// whole seconds on a clock that ticks once a second, so allow it
 	// some lateness): unclamped, they would be served up to 3s old.
 	assert.Less(t, b.Oldest, cfg.GutterTTL+500*time.Millisecond, "a value older than GutterTTL came from the gutter")
+}
+
+func TestWarmUpMode(t *testing.T) {
+	leakcheck.Check(t)
+	memcachetest.Binary(t)
+	cfg := shortLoad()
+	var out bytes.Buffer
+	rep, err := runWarmUp(context.Background(), &out, cfg)
+	require.NoError(t, err)
+	s := out.String()
+	t.Log("\n" + s)
+	for _, want := range []string{
+		" keys (",
+		"move to the new server",
+		"run 1 of 2: without warm-up ... done",
+		"run 2 of 2: with WarmUp 3s ... done",
+		"misses on",
+		"moved keys",
+		"<- a 4th server added",
+		"misses on moved keys in the 3s after the addition: ",
+		"the new server holds at the end: ",
+	} {
+		assert.Contains(t, s, want)
+	}
+	for _, row := range []string{"\n     -1 |", "\n      0 |", "\n      1 |", "\n      2 |", "\n  after |"} {
+		assert.Equal(t, 1, strings.Count(s, row), "row %q", row)
+	}
+	assert.InDelta(t, cfg.Keys/4, rep.Moved, float64(cfg.Keys)/10, "about a quarter of the keys move")
+
+	a, b := rep.Without, rep.With
+	assert.Greater(t, a.MovedMisses, int64(20), "adding a server without warm-up makes moved keys miss")
+	assert.LessOrEqual(t, b.MovedMisses*5, a.MovedMisses, "warm-up cut misses on moved keys by less than 80%%")
+	assert.GreaterOrEqual(t, rep.MissesFewer, 80.0)
+	assert.Zero(t, a.OtherMisses, "only moved keys miss")
+	assert.Zero(t, b.OtherMisses, "only moved keys miss")
+	assert.Zero(t, a.Errors+b.Errors)
+	assert.Positive(t, b.NewServerItems, "warm-up filled the new server")
 }
