@@ -18,11 +18,11 @@ import (
 // gutterRun is what one run of the gutter mode saw.
 type gutterRun struct {
 	Gutter      bool
-	Victim      string // the server killed
-	KillTook    time.Duration
-	VictimShare float64 // its share of the keys, in percent
+	Victim      string        // the server killed (or frozen)
+	KillTook    time.Duration // how long killing (or freezing) it took
+	VictimShare float64       // its share of the keys, in percent
 	Secs        *series
-	// Over the seconds after the kill:
+	// Over the seconds after the kill (or freeze):
 	Requests, Errors, Loads, GutterHits int64
 	// GutterServerHits is the gutter server's own get_hits counter.
 	GutterServerHits int64
@@ -45,7 +45,7 @@ func runGutter(ctx context.Context, w io.Writer, cfg loadConfig) (gutterReport, 
 	fmt.Fprintf(w, "gutter: 3 memcached servers, %d keys (Zipf s=%g), cache-aside at %d requests/s from %d goroutines\n",
 		cfg.Keys, cfg.Zipf, cfg.Rate, cfg.Workers)
 	fmt.Fprintf(w, "  (get; on a miss load from a fake database and set; on an error load from the database);\n")
-	fmt.Fprintf(w, "  one server killed after %v, then %v watched; GutterTTL %v\n", cfg.Before, cfg.After, cfg.GutterTTL)
+	fmt.Fprintf(w, "  one server %s after %v, then %v watched; GutterTTL %v\n", killed(cfg), cfg.Before, cfg.After, cfg.GutterTTL)
 	ps, err := startProcs(3)
 	if err != nil {
 		return gutterReport{}, err
@@ -81,7 +81,7 @@ func runGutter(ctx context.Context, w io.Writer, cfg loadConfig) (gutterReport, 
 			return gutterReport{}, err
 		}
 		r.VictimShare = share
-		fmt.Fprintf(w, " killed %s (%.1f%% of the keys) in %v\n", r.Victim, share, r.KillTook.Round(time.Millisecond))
+		fmt.Fprintf(w, " %s %s (%.1f%% of the keys) in %v\n", killed(cfg), r.Victim, share, r.KillTook.Round(time.Millisecond))
 		if withGutter {
 			rep.With = r
 		} else {
@@ -116,7 +116,7 @@ func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys 
 		return gutterRun{}, err
 	}
 
-	var killed atomic.Int64 // Unix nanos when the victim was killed
+	var killedAt atomic.Int64 // Unix nanos when the victim was killed
 	var killTook time.Duration
 	var oldest, tooOld atomic.Int64
 	request := func(s *series, k int) {
@@ -130,8 +130,8 @@ func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys 
 		it, err := cl.Get(ctx, key)
 		switch {
 		case err == nil:
-			if k0 := killed.Load(); onVictim[k] && k0 != 0 && issued.UnixNano() > k0 {
-				// The victim is dead: the gutter answered.
+			if k0 := killedAt.Load(); onVictim[k] && k0 != 0 && issued.UnixNano() > k0 {
+				// The victim is dead (or frozen): the gutter answered.
 				sec.GutterHits.Add(1)
 				if at, ok := loadedAt(it.Value); ok {
 					age := issued.Sub(at)
@@ -160,8 +160,12 @@ func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys 
 	}
 	kill := func() time.Time {
 		at := time.Now()
-		killed.Store(at.UnixNano())
-		ps[victim].Kill() // returns once the process is gone
+		killedAt.Store(at.UnixNano())
+		if cfg.Freeze {
+			ps[victim].Freeze() // returns once the process is stopped
+		} else {
+			ps[victim].Kill() // returns once the process is gone
+		}
 		killTook = time.Since(at)
 		return at
 	}
@@ -198,7 +202,7 @@ func printGutter(w io.Writer, cfg loadConfig, rep gutterReport) {
 		x, y := &a.Secs.secs[i], &b.Secs.secs[i]
 		mark := ""
 		if a.Secs.label(i) == 0 {
-			mark = "  <- a server killed"
+			mark = "  <- a server " + killed(cfg)
 		}
 		fmt.Fprintf(w, "%7d | %9d %9d %9d | %9d %9d %9d %11d%s\n", a.Secs.label(i),
 			x.Requests.Load(), x.Errors.Load(), x.Loads.Load(),
@@ -206,10 +210,10 @@ func printGutter(w io.Writer, cfg loadConfig, rep gutterReport) {
 	}
 	fmt.Fprintf(w, "%7s | %9d %9d %9d | %9d %9d %9d %11d\n", "after", a.Requests, a.Errors, a.Loads, b.Requests, b.Errors, b.Loads, b.GutterHits)
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "errors returned to callers in the %v after the kill: %d without a gutter, %d with: %.2f%% fewer (target: at least 90%%)\n",
-		cfg.After, a.Errors, b.Errors, rep.ErrorsFewer)
-	fmt.Fprintf(w, "database loads in the %v after the kill: %d without a gutter, %d with: %.2f%% fewer\n",
-		cfg.After, a.Loads, b.Loads, rep.LoadsFewer)
+	fmt.Fprintf(w, "errors returned to callers in the %v after the %s: %d without a gutter, %d with: %.2f%% fewer (target: at least 90%%)\n",
+		cfg.After, kill(cfg), a.Errors, b.Errors, rep.ErrorsFewer)
+	fmt.Fprintf(w, "database loads in the %v after the %s: %d without a gutter, %d with: %.2f%% fewer\n",
+		cfg.After, kill(cfg), a.Loads, b.Loads, rep.LoadsFewer)
 	verdict := "none older than GutterTTL"
 	if b.TooOld > 0 {
 		verdict = fmt.Sprintf("%d OLDER than GutterTTL, by at most %v (memcached counts a TTL in whole seconds of a clock that ticks once a second, and a late tick keeps an item a little longer; the age counts from the load, before the set)",
@@ -217,4 +221,20 @@ func printGutter(w io.Writer, cfg loadConfig, rep gutterReport) {
 	}
 	fmt.Fprintf(w, "values served from the gutter: %d (the gutter server counted %d get hits), the oldest %.3fs after its load (GutterTTL %v): %s\n",
 		b.GutterHits, b.GutterServerHits, b.Oldest.Seconds(), cfg.GutterTTL, verdict)
+}
+
+// killed and kill name what happens to the server: "killed" and "kill",
+// or "frozen" and "freeze".
+func killed(cfg loadConfig) string {
+	if cfg.Freeze {
+		return "frozen"
+	}
+	return "killed"
+}
+
+func kill(cfg loadConfig) string {
+	if cfg.Freeze {
+		return "freeze"
+	}
+	return "kill"
 }

@@ -30,6 +30,7 @@ type loadConfig struct {
 	Zipf      float64 // s of the Zipf distribution
 	Seed      uint64
 	GutterTTL time.Duration // gutter mode: Config.GutterTTL
+	Freeze    bool          // gutter mode: freeze the server (SIGSTOP) instead of killing it
 	WarmUp    time.Duration // warmup mode: Config.WarmUp
 }
 

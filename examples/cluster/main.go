@@ -39,6 +39,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -106,6 +107,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	duration := fs.Duration("duration", 0, "gutter, warmup: load after the server is killed or added, all of it measured (default 10s for gutter, 60s for warmup)")
 	zipf := fs.Float64("zipf", 1.01, "gutter, warmup: exponent s (> 1) of the Zipf distribution of keys, the first the hottest")
 	gutterTTL := fs.Duration("gutter-ttl", 4*time.Second, "gutter: Config.GutterTTL; shorter than -duration, so that values expire from the gutter while they are watched")
+	freeze := fs.Bool("freeze", false, "gutter: freeze the server (SIGSTOP: it hangs, as in a partition) instead of killing it")
 	warmFor := fs.Duration("warmup-for", 0, "warmup: Config.WarmUp (default: -duration, the whole time measured)")
 	seed := fs.Uint64("seed", 1, "gutter, warmup: seed of the key sequence, the same for both runs")
 	if err := fs.Parse(args); err != nil {
@@ -139,7 +141,10 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	}
 	l := loadConfig{
 		Keys: o.keys, Rate: *rate, Workers: *workers, Before: *before, After: *duration,
-		Zipf: *zipf, Seed: *seed, GutterTTL: *gutterTTL, WarmUp: *warmFor,
+		Zipf: *zipf, Seed: *seed, GutterTTL: *gutterTTL, WarmUp: *warmFor, Freeze: *freeze,
+	}
+	if l.Freeze && (o.mode != modeGutter || runtime.GOOS == "windows") {
+		return options{}, errors.New("-freeze is for -mode gutter, on systems with SIGSTOP")
 	}
 	if l.Keys == 0 {
 		l.Keys = 10000

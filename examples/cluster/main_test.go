@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -133,6 +134,7 @@ func TestParseFlags(t *testing.T) {
 		{"-mode", "gutter", "-zipf", "1"},
 		{"-mode", "gutter", "-gutter-ttl", "500ms"},
 		{"-mode", "warmup", "-duration", "100ms"},
+		{"-mode", "warmup", "-freeze"},
 		{"extra"},
 	} {
 		_, err := parseFlags(args, none, io.Discard)
@@ -188,6 +190,35 @@ func TestGutterMode(t *testing.T) {
 	// whole seconds on a clock that ticks once a second, so allow it
 	// some lateness): unclamped, they would be served up to 3s old.
 	assert.Less(t, b.Oldest, cfg.GutterTTL+500*time.Millisecond, "a value older than GutterTTL came from the gutter")
+}
+
+// TestGutterModeFreeze: -freeze stops the server (SIGSTOP) instead of
+// killing it. Its calls time out before the server is marked down, gutter
+// or not (see the README), so only the run and its output are checked.
+func TestGutterModeFreeze(t *testing.T) {
+	leakcheck.Check(t)
+	memcachetest.Binary(t)
+	if runtime.GOOS == "windows" {
+		t.Skip("no SIGSTOP")
+	}
+	cfg := shortLoad()
+	cfg.Freeze = true
+	cfg.After = 2 * time.Second
+	var out bytes.Buffer
+	rep, err := runGutter(context.Background(), &out, cfg)
+	require.NoError(t, err)
+	s := out.String()
+	t.Log("\n" + s)
+	for _, want := range []string{
+		"one server frozen after 500ms",
+		"run 1 of 2: without a gutter ... frozen ",
+		"<- a server frozen",
+		"errors returned to callers in the 2s after the freeze: ",
+	} {
+		assert.Contains(t, s, want)
+	}
+	assert.Positive(t, rep.Without.Errors, "a frozen server fails its callers")
+	assert.Less(t, rep.With.Oldest, cfg.GutterTTL+500*time.Millisecond)
 }
 
 func TestWarmUpMode(t *testing.T) {
