@@ -1,14 +1,32 @@
-// Command cluster shows how keys spread over weighted memcached servers,
-// for weighted ketama (libmemcached, pylibmc) and for python-memcached's
-// modula distribution. It stores a batch of keys through a client of the
-// whole cluster, then asks each server on its own which of them it holds,
-// and deletes them again. It kills nothing and flushes nothing.
+// Command cluster shows how a memkit client behaves over a cluster of
+// memcached servers, in one of three modes (-mode):
+//
+//   - spread (the default): how keys spread over weighted servers, for
+//     weighted ketama (libmemcached, pylibmc) and for python-memcached's
+//     modula distribution. It stores a batch of keys through a client of
+//     the whole cluster, then asks each server on its own which of them it
+//     holds, and deletes them again. It kills nothing and flushes nothing.
+//   - gutter: a cache-aside load on three servers, one of which is killed;
+//     errors returned to callers, database loads and gutter hits per
+//     second after the kill, without and with Config.Gutter.
+//   - warmup: 100,000 keys preloaded into three servers, Zipf-distributed
+//     gets at a fixed rate, a fourth server added; misses per second on the
+//     keys that moved to it, without and with Config.WarmUp.
+//
+// The spread mode runs against the servers -memcached names:
 //
 //	go run ./cluster -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
 //
 // Without -memcached (or $MEMKIT_MEMCACHED) it starts three temporary
 // memcached servers on free loopback ports with weights 1:2:3, and stops
-// them on exit.
+// them on exit. The gutter and warmup modes always start servers of their
+// own, since they kill and add servers, and refuse -memcached:
+//
+//	go run ./cluster -mode gutter
+//	go run ./cluster -mode warmup
+//
+// Durations, rates and sizes are flags (-h lists them), so that a short
+// run is possible: -mode warmup -keys 5000 -duration 5s.
 package main
 
 import (
@@ -21,6 +39,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -32,21 +51,121 @@ import (
 // chunk is how many keys go into one SetMulti or GetMulti call.
 const chunk = 1000
 
+// The modes.
+const (
+	modeSpread = "spread"
+	modeGutter = "gutter"
+	modeWarmUp = "warmup"
+)
+
+// options is the command line.
+type options struct {
+	mode      string
+	memcached string // spread mode only
+	keys      int
+	load      loadConfig // gutter and warmup modes
+}
+
 func main() {
-	servers := flag.String("memcached", os.Getenv("MEMKIT_MEMCACHED"), "servers as host:port[:weight],... (default $MEMKIT_MEMCACHED; none: start three temporary servers, weights 1:2:3)")
-	keys := flag.Int("keys", 10000, "how many keys to spread")
-	flag.Parse()
-	if *keys < 1 {
-		fmt.Fprintln(os.Stderr, "cluster: -keys must be at least 1")
+	o, err := parseFlags(os.Args[1:], os.Getenv, os.Stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "cluster:", err)
+		}
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Stdout, *servers, *keys); err != nil {
+	switch o.mode {
+	case modeGutter:
+		_, err = runGutter(ctx, os.Stdout, o.load)
+	case modeWarmUp:
+		_, err = runWarmUp(ctx, os.Stdout, o.load)
+	default:
+		err = run(ctx, os.Stdout, o.memcached, o.keys)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "cluster:", err)
 		stop()
 		os.Exit(1)
 	}
+}
+
+// parseFlags reads the command line. $MEMKIT_MEMCACHED is the default of
+// -memcached, as in every example; the modes that kill and add servers
+// refuse -memcached, and ignore $MEMKIT_MEMCACHED (saying so on stderr),
+// which may be set for the other examples.
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mode := fs.String("mode", modeSpread, "spread: how keys spread over weighted servers; gutter: a server killed under load, without and with a gutter; warmup: a server added under load, without and with warm-up")
+	servers := fs.String("memcached", getenv("MEMKIT_MEMCACHED"), "servers as host:port[:weight],... (default $MEMKIT_MEMCACHED; none: start three temporary servers, weights 1:2:3); spread mode only")
+	keys := fs.Int("keys", 0, "how many keys (default 10000; 100000 in warmup mode)")
+	rate := fs.Int("rate", 20000, "gutter, warmup: requests per second, paced")
+	workers := fs.Int("workers", 16, "gutter, warmup: goroutines making requests")
+	before := fs.Duration("before", 2*time.Second, "gutter, warmup: load before the server is killed or added")
+	duration := fs.Duration("duration", 0, "gutter, warmup: load after the server is killed or added, all of it measured (default 10s for gutter, 60s for warmup)")
+	zipf := fs.Float64("zipf", 1.01, "gutter, warmup: exponent s (> 1) of the Zipf distribution of keys, the first the hottest")
+	gutterTTL := fs.Duration("gutter-ttl", 4*time.Second, "gutter: Config.GutterTTL; shorter than -duration, so that values expire from the gutter while they are watched")
+	freeze := fs.Bool("freeze", false, "gutter: freeze the server (SIGSTOP: it hangs, as in a partition) instead of killing it")
+	warmFor := fs.Duration("warmup-for", 0, "warmup: Config.WarmUp (default: -duration, the whole time measured)")
+	seed := fs.Uint64("seed", 1, "gutter, warmup: seed of the key sequence, the same for both runs")
+	if err := fs.Parse(args); err != nil {
+		return options{}, err
+	}
+	if fs.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	o := options{mode: *mode, memcached: *servers, keys: *keys}
+	switch o.mode {
+	case modeSpread:
+		if o.keys == 0 {
+			o.keys = 10000
+		}
+		if o.keys < 1 {
+			return options{}, errors.New("-keys must be at least 1")
+		}
+		return o, nil
+	case modeGutter, modeWarmUp:
+	default:
+		return options{}, fmt.Errorf("unknown -mode %q (want %s, %s or %s)", o.mode, modeSpread, modeGutter, modeWarmUp)
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "memcached" })
+	if explicit {
+		return options{}, fmt.Errorf("-mode %s starts memcached servers of its own, and kills or adds some: it does not take -memcached (that is for -mode spread)", o.mode)
+	}
+	if o.memcached != "" {
+		fmt.Fprintf(stderr, "cluster: -mode %s starts memcached servers of its own: ignoring $MEMKIT_MEMCACHED\n", o.mode)
+		o.memcached = ""
+	}
+	l := loadConfig{
+		Keys: o.keys, Rate: *rate, Workers: *workers, Before: *before, After: *duration,
+		Zipf: *zipf, Seed: *seed, GutterTTL: *gutterTTL, WarmUp: *warmFor, Freeze: *freeze,
+	}
+	if l.Freeze && (o.mode != modeGutter || runtime.GOOS == "windows") {
+		return options{}, errors.New("-freeze is for -mode gutter, on systems with SIGSTOP")
+	}
+	if l.Keys == 0 {
+		l.Keys = 10000
+		if o.mode == modeWarmUp {
+			l.Keys = 100000
+		}
+	}
+	if l.After == 0 {
+		l.After = 10 * time.Second
+		if o.mode == modeWarmUp {
+			l.After = 60 * time.Second
+		}
+	}
+	if l.WarmUp == 0 {
+		l.WarmUp = l.After
+	}
+	if err := l.check(); err != nil {
+		return options{}, err
+	}
+	o.keys, o.load = l.Keys, l
+	return o, nil
 }
 
 func run(ctx context.Context, w io.Writer, list string, n int) error {
