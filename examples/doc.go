@@ -5,7 +5,9 @@
 //   - ticket: the G88 ticket race; naive get/set loses sales, gets/cas keeps
 //     them.
 //   - cluster: how keys spread over weighted servers, for ketama and
-//     python-memcached's modula.
+//     python-memcached's modula; with -mode gutter, a server lost under
+//     load without and with a gutter pool; with -mode warmup, a server
+//     added without and with warm-up.
 //   - mctop: a terminal top for a memcached cluster.
 //   - demo: the launcher of `make demo`, which owns the servers and the shop
 //     it starts.
