@@ -69,7 +69,7 @@ func Example() {
 
 // Typed reads decode each value into the type asked for.
 func ExampleGet() {
-	mgr := &session.Manager{}
+	mgr := &session.Manager{DevRandomKeys: true}
 	defer mgr.Close()
 	type Cart struct{ Items []string }
 	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +93,7 @@ func ExampleGet() {
 // Update re-applies its function if a concurrent request changed the
 // session first, so two tabs adding to one cart both count.
 func ExampleUpdate() {
-	mgr := &session.Manager{}
+	mgr := &session.Manager{DevRandomKeys: true}
 	defer mgr.Close()
 	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, s := r.Context(), session.FromContext(r.Context())
