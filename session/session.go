@@ -550,10 +550,24 @@ func (s *Session) lateCookieLocked() error {
 // record under the old ID when the session is saved. Call it when the
 // user logs in (or their privileges change) to defeat session fixation;
 // Login does. It returns the load error, if loading the record failed.
+//
+// A session bound to a user (Login) keeps its place in the user's list:
+// RenewID points the list at the new ID, a store call.
 func (s *Session) RenewID(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.renewLocked(ctx)
+	s.loadLocked(ctx)
+	oldKey := ""
+	if s.found && s.id != "" {
+		oldKey = s.mgr.key(s.id)
+	}
+	if err := s.renewLocked(ctx); err != nil {
+		return err
+	}
+	if user, _, _ := s.bindingLocked(); user != "" && oldKey != "" {
+		return s.err(s.mgr.rekey(ctx, user, oldKey, s.mgr.key(s.id)))
+	}
+	return nil
 }
 
 func (s *Session) renewLocked(ctx context.Context) error {

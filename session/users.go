@@ -359,6 +359,20 @@ func (m *Manager) forget(ctx context.Context, userID, key string) error {
 	})
 }
 
+// rekey points the entry of userID's list for the session stored under
+// oldKey at newKey (RenewID of a bound session).
+func (m *Manager) rekey(ctx context.Context, userID, oldKey, newKey string) error {
+	return m.updateUser(ctx, userID, func(ur *userRecord) (bool, error) {
+		for i := range ur.Sessions {
+			if ur.Sessions[i].Key == oldKey {
+				ur.Sessions[i].Key = newKey
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}
+
 // liveSessions returns the entries of list whose sessions are live (their
 // record exists, is bound to userID under that handle, is admitted by ep
 // and has not expired) with their records, in one round trip. Entries

@@ -299,3 +299,32 @@ func TestLoginFixation(t *testing.T) {
 	assert.Error(t, load(mgr, nil).Login(ctx, ""))
 	assert.Error(t, load(mgr, nil).Login(ctx, strings.Repeat("x", 300)))
 }
+
+// TestRenewIDKeepsListing: a bound session that renews its ID stays
+// signed in and listed under the same handle, and stays revocable.
+func TestRenewIDKeepsListing(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		st, _, _ := b.new(t, nil)
+		mgr := &session.Manager{Store: st, Keys: testKeys}
+		ctx := context.Background()
+		d := login(t, mgr, "ann", "phone")
+		handle := handleOf(mgr, d)
+		s, cm, rec := begin(mgr, d.cookie)
+		require.NoError(t, s.RenewID(ctx))
+		require.NoError(t, cm.Save(ctx))
+		require.Len(t, rec.Result().Cookies(), 1)
+		renewed := &device{ua: "phone", cookie: rec.Result().Cookies()[0]}
+		user, cart := whoami(mgr, renewed)
+		assert.Equal(t, "ann", user)
+		assert.True(t, cart)
+		user, _ = whoami(mgr, d)
+		assert.Equal(t, "", user, "the old ID is dead")
+		list, err := mgr.UserSessions(ctx, "ann")
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		assert.Equal(t, handle, list[0].Handle)
+		require.NoError(t, mgr.RevokeSession(ctx, "ann", handle))
+		user, _ = whoami(mgr, renewed)
+		assert.Equal(t, "", user)
+	})
+}
