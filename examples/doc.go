@@ -11,6 +11,11 @@
 //   - mctop: a terminal top for a memcached cluster.
 //   - demo: the launcher of `make demo`, which owns the servers and the shop
 //     it starts.
+//   - chi: memkit sessions in the chi router (middleware.Session as it is).
+//   - echo and gin: memkit sessions in those frameworks, native and through
+//     echo-contrib/session and gin-contrib/sessions; each a module of its
+//     own (run them from their directory: `cd echo && go run .`), so that
+//     this module does not bring their dependencies.
 //
 // This directory is a module of its own (github.com/memkit/memkit/examples),
 // so that the shop's SQLite stays out of the core module. Run the examples

@@ -24,12 +24,16 @@ import (
 // save what changed after the response started.
 func (m *Manager) Begin(w http.ResponseWriter, r *http.Request) (*http.Request, *Commit) {
 	m.init()
-	s := &Session{mgr: m}
-	if ck, err := r.Cookie(m.cookieName()); err == nil && ck.Value != "" {
+	s := &Session{mgr: m, req: r}
+	if tok := m.token(r); tok != "" {
+		s.viaToken = true
+		s.rawCookie = tok // checked on first use
+	} else if ck, err := r.Cookie(m.cookieName()); err == nil && ck.Value != "" {
 		s.hadCookie = true
 		s.rawCookie = ck.Value // checked on first use
 	} else {
-		s.resolved, s.loaded = true, true // nothing to load
+		// Nothing to load. Without keys, the first use still fails.
+		s.resolved, s.loaded = m.initErr == nil, true
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
 	return r, &Commit{s: s, w: w, r: r}
@@ -129,21 +133,25 @@ func (s *Session) commit(ctx context.Context, h http.Header) error {
 	m := s.mgr
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.failed && (!s.ch.empty() || s.renewed) {
+	if !s.failed && (!s.ch.empty() || s.renewed || s.seenDue || s.cookieDirty) {
 		s.loadLocked(ctx)
-		needCookie := s.id == "" || (s.id != s.cookieID && s.id != s.sentID)
+		needCookie := !s.viaToken && (s.id == "" || (s.id != s.cookieID && s.id != s.sentID) || s.cookieDirty)
+		unreachable := s.viaToken && (s.id == "" || (s.id != s.cookieID && s.id != s.tokenID))
 		switch {
 		case s.failed:
+		case unreachable:
+			s.err(ErrTokenNotIssued)
+			s.dropChangesLocked()
 		case h == nil && needCookie:
 			s.err(ErrHeadersSent)
-			s.ch, s.renewed = changes{}, false
+			s.dropChangesLocked()
 		case s.err(s.saveLocked(ctx)) == nil:
-			s.ch, s.renewed, s.stale = changes{}, false, true
+			s.ch, s.renewed, s.stale, s.seenDue = changes{}, false, true, false
 			if needCookie {
-				if err := m.setCookie(h, s.id, s.created); err != nil {
+				if err := m.setCookie(h, s.id, s.user, s.base); err != nil {
 					s.err(err)
 				} else {
-					s.sentID = s.id
+					s.sentID, s.cookieDirty = s.id, false
 				}
 			}
 			if s.oldKey != "" {
@@ -152,17 +160,31 @@ func (s *Session) commit(ctx context.Context, h http.Header) error {
 			}
 		}
 	}
-	if s.destroyed && s.sentID == "" && s.hadCookie && h != nil {
+	if s.destroyed && s.sentID == "" && s.hadCookie && !s.viaToken && h != nil {
 		m.expireCookie(h)
 		s.sentID = "-" // expired
 	}
+	s.started = true
 	errs := s.errs[s.reported:]
 	s.reported = len(s.errs)
 	return errors.Join(errs...)
 }
 
+// dropChangesLocked forgets this request's unsaved changes; s.mu is held.
+func (s *Session) dropChangesLocked() {
+	s.ch, s.renewed, s.seenDue, s.cookieDirty = changes{}, false, false, false
+}
+
+// freshLocked makes s a new session, unbound, after its record turned out
+// to be missing, expired or revoked; s.mu is held.
+func (s *Session) freshLocked() {
+	s.id, s.user, s.epoch = "", "", epoch{}
+}
+
 // loadLocked loads s's record once; s.mu is held. Store failures mark the
-// session failed (it will not be saved) and are recorded.
+// session failed (it will not be saved) and are recorded. A session bound
+// to a user is read together with the user's epoch, in one round trip, and
+// reads as a new session when the epoch revokes it.
 func (s *Session) loadLocked(ctx context.Context) {
 	m := s.mgr
 	s.resolveLocked()
@@ -170,30 +192,59 @@ func (s *Session) loadLocked(ctx context.Context) {
 		return
 	}
 	s.loaded = true
-	e, found, err := m.store.Load(ctx, m.key(s.id), m.IdleTimeout)
+	key := m.key(s.id)
+	var (
+		e     Entry
+		found bool
+		ep    epoch
+		err   error
+	)
+	if s.user != "" {
+		ekey := m.epochKey(s.user)
+		var got map[string]Entry
+		got, err = m.loadMulti(ctx, []LoadRequest{{Key: key, Touch: m.IdleTimeout}, {Key: ekey}})
+		e, found = got[key]
+		ee, efound := got[ekey]
+		ep = parseEpoch(ee, efound)
+	} else {
+		e, found, err = m.store.Load(ctx, key, m.IdleTimeout)
+	}
+	m.stats.loads.Add(1)
 	if err != nil {
 		s.failed = true
 		s.err(err)
 		return
 	}
 	if !found {
-		s.id = "" // the record is gone: a fresh session gets a fresh ID
+		s.freshLocked() // the record is gone: a fresh session gets a fresh ID
 		return
 	}
 	rec, err := decodeRecord(m.ser, e.Data, e.Flags)
 	if err != nil {
 		s.err(err)
 		s.version, s.found = e.Version, true
+		s.user = ""
 		s.resetLocked()
 		return
 	}
 	if m.expired(rec) {
-		s.oldKey = m.key(s.id)
-		s.id = ""
+		s.oldKey = key
+		s.freshLocked()
+		return
+	}
+	if rec.User != s.user || (rec.User != "" && !ep.admits(rec)) {
+		// Revoked (or a record that no longer matches its cookie): the
+		// request gets a new, empty session.
+		m.stats.revoked.Add(1)
+		s.freshLocked()
 		return
 	}
 	s.base, s.version, s.found = rec, e.Version, true
 	s.created = time.Unix(0, rec.Created)
+	if rec.User != "" {
+		s.epoch = ep
+		s.seenDue = m.clock().Sub(time.Unix(0, rec.Seen)) >= m.activityInterval()
+	}
 }
 
 // saveLocked writes s's changes with a compare-and-swap, re-reading and
@@ -249,6 +300,12 @@ func (s *Session) saveLocked(ctx context.Context) error {
 		if rec.Created == 0 {
 			rec.Created = now.UnixNano()
 		}
+		if rec.User != "" {
+			rec.Seen = now.UnixNano()
+			if s.epoch.found && rec.User == s.user && s.epoch.admits(rec) {
+				rec.Epoch = s.epoch.n // a session kept by RevokeOtherSessions joins the new epoch
+			}
+		}
 		ttl, alive := m.recordTTL(rec, now)
 		if !alive {
 			return nil // the session's lifetime ended during the request
@@ -259,12 +316,14 @@ func (s *Session) saveLocked(ctx context.Context) error {
 		}
 		err = m.store.Save(ctx, key, Entry{Data: data, Flags: flags, Version: version}, ttl)
 		if err == nil {
+			m.stats.saves.Add(1)
 			s.base, s.created = rec, time.Unix(0, rec.Created)
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
+		m.stats.conflicts.Add(1)
 	}
 }
 

@@ -121,9 +121,10 @@ func TestChangesAfterResponseStarted(t *testing.T) {
 			hookErrs = append(hookErrs, err)
 			session.DefaultErrorFunc(w, r, err)
 		}}
+		var setErr error
 		h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "body first")
-			require.NoError(t, session.FromContext(r.Context()).Set("late", "yes"))
+			setErr = session.FromContext(r.Context()).Set("late", "yes")
 		}))
 		read := func(ck *http.Cookie) string {
 			s := load(mgr, ck)
@@ -136,14 +137,16 @@ func TestChangesAfterResponseStarted(t *testing.T) {
 		h.ServeHTTP(rec, request(ck))
 		assert.Equal(t, "body first", rec.Body.String())
 		assert.Equal(t, "yes", read(ck), "the late change was saved")
+		assert.NoError(t, setErr)
 		assert.Empty(t, hookErrs)
 
 		rec = httptest.NewRecorder()
 		h.ServeHTTP(rec, request(nil))
 		assert.Equal(t, 200, rec.Code)
 		assert.Equal(t, "body first", rec.Body.String(), "the hook cannot touch a started response")
+		assert.ErrorIs(t, setErr, session.ErrHeadersSent, "Set says the new session cannot be saved")
 		require.Len(t, hookErrs, 1)
-		assert.ErrorIs(t, hookErrs[0], session.ErrHeadersSent)
+		assert.ErrorIs(t, hookErrs[0], session.ErrHeadersSent, "and the hook hears of it")
 	})
 }
 

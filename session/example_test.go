@@ -69,7 +69,7 @@ func Example() {
 
 // Typed reads decode each value into the type asked for.
 func ExampleGet() {
-	mgr := &session.Manager{}
+	mgr := &session.Manager{DevRandomKeys: true}
 	defer mgr.Close()
 	type Cart struct{ Items []string }
 	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +93,7 @@ func ExampleGet() {
 // Update re-applies its function if a concurrent request changed the
 // session first, so two tabs adding to one cart both count.
 func ExampleUpdate() {
-	mgr := &session.Manager{}
+	mgr := &session.Manager{DevRandomKeys: true}
 	defer mgr.Close()
 	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, s := r.Context(), session.FromContext(r.Context())
@@ -156,4 +156,74 @@ func ExampleManager_Begin() {
 	// Output:
 	// visit 1 sets memkit_session
 	// visit 2 sets 0 cookies
+}
+
+// Login binds a session to a user; the Manager then lists the user's
+// sessions and revokes them one by one, all but the current one, or all.
+// A revoked session is empty on its next request, in every process that
+// shares the store.
+func ExampleSession_Login() {
+	mgr := &session.Manager{Keys: [][]byte{[]byte("a-32-byte-hash-key-for-signing!!"), nil}}
+	defer mgr.Close()
+	ctx := context.Background()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+		s := session.FromContext(r.Context())
+		if err := s.Login(r.Context(), r.FormValue("user")); err != nil {
+			http.Error(w, "try again", http.StatusServiceUnavailable)
+		}
+	})
+	mux.HandleFunc("GET /me", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%q", session.FromContext(r.Context()).User(r.Context()))
+	})
+	mux.HandleFunc("POST /logout-others", func(w http.ResponseWriter, r *http.Request) {
+		_ = mgr.RevokeOtherSessions(r.Context(), session.FromContext(r.Context()))
+	})
+	h := middleware.Session(mgr)(mux)
+
+	// do sends a request from a device (its cookie, its user agent).
+	do := func(device *http.Cookie, ua, method, path string) (*http.Cookie, string) {
+		req := httptest.NewRequest(method, path, nil)
+		req.Header.Set("User-Agent", ua)
+		if device != nil {
+			req.AddCookie(device)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if cs := rec.Result().Cookies(); len(cs) > 0 {
+			device = cs[0]
+		}
+		return device, rec.Body.String()
+	}
+	phone, _ := do(nil, "phone", "POST", "/login?user=ann")
+	laptop, _ := do(nil, "laptop", "POST", "/login?user=ann")
+	tablet, _ := do(nil, "tablet", "POST", "/login?user=ann")
+
+	list, _ := mgr.UserSessions(ctx, "ann")
+	fmt.Println("signed in on", len(list), "devices")
+
+	for _, us := range list { // newest first; each with its handle, user agent, IP, times
+		if us.UserAgent == "phone" {
+			_ = mgr.RevokeSession(ctx, "ann", us.Handle)
+		}
+	}
+	_, me := do(phone, "phone", "GET", "/me")
+	fmt.Println("phone:", me)
+
+	do(laptop, "laptop", "POST", "/logout-others")
+	_, me = do(tablet, "tablet", "GET", "/me")
+	fmt.Println("tablet:", me)
+	_, me = do(laptop, "laptop", "GET", "/me")
+	fmt.Println("laptop:", me)
+
+	_ = mgr.RevokeUser(ctx, "ann") // log out everywhere
+	_, me = do(laptop, "laptop", "GET", "/me")
+	fmt.Println("laptop:", me)
+	// Output:
+	// signed in on 3 devices
+	// phone: ""
+	// tablet: ""
+	// laptop: "ann"
+	// laptop: ""
 }

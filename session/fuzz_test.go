@@ -1,6 +1,8 @@
 package session
 
 import (
+	"math"
+	"strings"
 	"testing"
 
 	"github.com/memkit/memkit/serializer"
@@ -44,27 +46,105 @@ func FuzzDecodeRecord(f *testing.F) {
 }
 
 // FuzzDecodeCookie feeds arbitrary cookie values to the Manager, and real
-// cookies with one byte changed: none panics and none yields a session ID,
-// while the unchanged cookie does.
+// cookies (bound to a user or not) with one byte changed: none panics and
+// none yields a session ID, while the unchanged cookie does.
 func FuzzDecodeCookie(f *testing.F) {
 	m := &Manager{Keys: [][]byte{[]byte("fuzz-hash-key-fuzz-hash-key-0123"), []byte("fedcba9876543210")}}
 	m.init()
-	f.Add("", uint16(0), byte(0))
-	f.Add("garbage", uint16(3), byte(1))
-	f.Add("MTc5NTI1MTIzN3xzT0RXeUstVmZzR0dtVWQxdzBkX0pEWG5zQm5KVGEzNVhEemZyQllVdzhkUzMza3JkZmRLUUdGWG1rYVNhTUtnfE2jRql569D8jmcJ27aSidsYLsEFt3iPgkZiKrrIjzxw", uint16(40), byte(0x20))
-	f.Fuzz(func(t *testing.T, value string, pos uint16, xor byte) {
-		require.Empty(t, m.decodeCookie(value), "a value the Manager did not sign decoded")
+	f.Add("", "", uint16(0), byte(0))
+	f.Add("garbage", "ann", uint16(3), byte(1))
+	f.Add("MTc5NTI1MTIzN3xzT0RXeUstVmZzR0dtVWQxdzBkX0pEWG5zQm5KVGEzNVhEemZyQllVdzhkUzMza3JkZmRLUUdGWG1rYVNhTUtnfE2jRql569D8jmcJ27aSidsYLsEFt3iPgkZiKrrIjzxw", "user@example.com", uint16(40), byte(0x20))
+	f.Fuzz(func(t *testing.T, value, user string, pos uint16, xor byte) {
+		id, _ := m.decodeCookie(value)
+		require.Empty(t, id, "a value the Manager did not sign decoded")
+		if len(user) > maxUserID {
+			user = user[:maxUserID]
+		}
 
-		id := newID()
-		good, err := m.encodeCookie(id)
+		id = newID()
+		good, err := m.encodeCookie(id, user)
 		require.NoError(t, err)
-		require.Equal(t, id, m.decodeCookie(good))
+		gotID, gotUser := m.decodeCookie(good)
+		require.Equal(t, id, gotID)
+		require.Equal(t, user, gotUser)
 		if xor == 0 {
 			return
 		}
 		b := []byte(good)
 		b[int(pos)%len(b)] ^= xor
-		require.Empty(t, m.decodeCookie(string(b)), "a changed cookie decoded")
+		gotID, _ = m.decodeCookie(string(b))
+		require.Empty(t, gotID, "a changed cookie decoded")
+	})
+}
+
+// FuzzParseType feeds arbitrary type names, as a store could hold them,
+// to the parser: it never panics, and what it accepts names itself back.
+func FuzzParseType(f *testing.F) {
+	for _, s := range []string{"int", "[]uint8", "map[string][]time.Time", "map[int64]map[string]any", "[][]", "map[", "map[any]int", "[]" + strings.Repeat("[]", 40) + "int"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		typ, err := parseType(name)
+		if err != nil {
+			return
+		}
+		require.Equal(t, name, typeName(typ))
+	})
+}
+
+// FuzzValueRoundTrip: a value of a named type decodes back to the very
+// same type and value; a number read into another number type converts
+// only when nothing is lost.
+func FuzzValueRoundTrip(f *testing.F) {
+	f.Add(int64(5), uint64(300), 2.5, "x", true)
+	f.Add(int64(math.MinInt64), uint64(math.MaxUint64), math.Inf(1), "", false)
+	f.Fuzz(func(t *testing.T, i int64, u uint64, fl float64, s string, b bool) {
+		if math.IsNaN(fl) {
+			fl = 1.5 // NaN equals nothing, itself included
+		}
+		for _, v := range []any{i, int(i), int8(i), int16(i), int32(i), u, uint(u), uint8(u), uint16(u), uint32(u),
+			fl, float32(fl), s, b, []byte(s), []int64{i}, map[string]uint64{s: u}, map[int8][]float64{int8(i): {fl}}} {
+			raw, typ, err := encodeValue(v)
+			require.NoError(t, err)
+			require.NotEmpty(t, typ, "%T", v)
+			got, err := decodeAny(raw, typ)
+			require.NoError(t, err)
+			require.Equal(t, v, got)
+		}
+		raw, _, err := encodeValue(i)
+		require.NoError(t, err)
+		var i8 int8
+		if err := decodeValue(raw, &i8); err == nil {
+			require.Equal(t, i, int64(i8))
+		} else {
+			require.True(t, i < math.MinInt8 || i > math.MaxInt8, "%d refused", i)
+		}
+		var f64 float64
+		if err := decodeValue(raw, &f64); err == nil {
+			require.Equal(t, i, int64(f64))
+		}
+		raw, _, err = encodeValue(fl)
+		require.NoError(t, err)
+		var n int
+		if err := decodeValue(raw, &n); err == nil {
+			require.Equal(t, fl, float64(n))
+		}
+	})
+}
+
+// FuzzParseEpoch: an epoch record never panics the parser, and what it
+// accepts formats back to the same text.
+func FuzzParseEpoch(f *testing.F) {
+	f.Add("v1 5")
+	f.Add("v1 5 handle 4")
+	f.Add("v2 5")
+	f.Add("v1 0")
+	f.Fuzz(func(t *testing.T, s string) {
+		ep := parseEpoch(Entry{Data: []byte(s)}, true)
+		if !ep.found {
+			return
+		}
+		require.Equal(t, ep, parseEpoch(Entry{Data: []byte(ep.String())}, true))
 	})
 }
 

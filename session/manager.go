@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/securecookie"
@@ -23,6 +25,18 @@ const (
 	DefaultLifetime   = 24 * time.Hour
 	DefaultKeyPrefix  = "memkit:sess:"
 	DefaultMaxRetries = 100
+	// DefaultTokenHeader and DefaultTokenScheme are where header tokens
+	// travel when TokenConfig leaves them empty: Authorization: Bearer.
+	DefaultTokenHeader = "Authorization"
+	DefaultTokenScheme = "Bearer"
+	// DefaultMaxUserSessions bounds the sessions listed per user.
+	DefaultMaxUserSessions = 20
+	// DefaultActivityInterval is how stale a bound session's last-seen
+	// time may get before a read refreshes it.
+	DefaultActivityInterval = 5 * time.Minute
+	// maxUserID bounds the length of a user ID, which travels in the
+	// cookie.
+	maxUserID = 256
 )
 
 // idLen is the length in bytes of a session ID: 256 random bits.
@@ -46,10 +60,32 @@ type CookieConfig struct {
 	// Partitioned sets the Partitioned attribute (CHIPS).
 	Partitioned bool
 	// BrowserSession makes the cookie last until the browser closes (no
-	// Expires or Max-Age). By default the cookie persists until the
-	// session's Lifetime ends (with no Lifetime, it is a browser-session
-	// cookie either way).
+	// Expires or Max-Age): the Manager's default, which a session
+	// overrides with Session.SetPersistent ("remember me"). By default
+	// the cookie persists until the session's lifetime ends (with no
+	// lifetime, it is a browser-session cookie either way).
 	BrowserSession bool
+}
+
+// TokenConfig lets API clients carry their session in a request header
+// instead of a cookie. The token is what the cookie would hold (the
+// signed, and with a block key encrypted, session ID, and the user ID of a
+// bound session), issued by Session.Token; a request that carries one
+// gets no cookie set, and everything else (lazy loading, merged saves,
+// per-user revocation) works as with a cookie.
+type TokenConfig struct {
+	// Enabled makes the Manager read tokens from requests. It is off by
+	// default, so that a bearer token meant for something else never
+	// turns into a session.
+	Enabled bool
+	// Header is the request header that carries the token. "" means
+	// DefaultTokenHeader (Authorization).
+	Header string
+	// Scheme is the word before the token in the header, as in
+	// "Authorization: Bearer <token>", matched case-insensitively. ""
+	// means DefaultTokenScheme (Bearer) for the Authorization header and
+	// none for any other header.
+	Scheme string
 }
 
 // Manager holds what the sessions of an application share: the store, the
@@ -81,12 +117,32 @@ type Manager struct {
 	// Keys are gorilla/securecookie key pairs, newest first: a hash key (32
 	// or 64 bytes) and a block key (16, 24 or 32 bytes to encrypt the
 	// cookie, or nil to only sign it), then older pairs still accepted
-	// when decoding (key rotation); see securecookie.CodecsFromPairs. Empty
-	// means random keys made on first use, so cookies do not survive a
-	// restart or reach another process: set Keys in production. An empty
-	// hash key or a block key of another length is a programmer error: the
-	// Manager panics on first use.
+	// when decoding (key rotation); see securecookie.CodecsFromPairs.
+	// Every process serving the same sessions needs the same Keys. With
+	// none (and no DevRandomKeys), every session fails with ErrNoKeys,
+	// which says what to do. An empty hash key or a block key of another
+	// length is a programmer error: the Manager panics on first use.
 	Keys [][]byte
+	// DevRandomKeys, for development only, lets a Manager without Keys
+	// make random keys on first use: cookies then do not survive a
+	// restart or reach another process.
+	DevRandomKeys bool
+	// Token lets API clients send their session in a header (off by
+	// default).
+	Token TokenConfig
+	// MaxUserSessions bounds how many sessions each user's record lists
+	// (Session.Login): when a login would list more, the oldest are
+	// signed out. 0 means DefaultMaxUserSessions.
+	MaxUserSessions int
+	// ActivityInterval is how stale the last-seen time of a session bound
+	// to a user may get: a request that finds it older saves the session
+	// to refresh it, so a session costs at most one write per interval
+	// beyond its own changes. 0 means DefaultActivityInterval.
+	ActivityInterval time.Duration
+	// ClientIP returns the address recorded for a session at Login. nil
+	// means the host of the request's RemoteAddr; behind a proxy, set it
+	// to read the header your proxy sets.
+	ClientIP func(r *http.Request) string
 	// KeyPrefix prefixes every store key. "" means DefaultKeyPrefix.
 	KeyPrefix string
 	// MaxRetries bounds how many times a save re-reads the record and
@@ -102,10 +158,13 @@ type Manager struct {
 	now func() time.Time // clock seam; nil means time.Now
 
 	initOnce sync.Once
+	initErr  error // ErrNoKeys, when there are no keys to use
 	codecs   []securecookie.Codec
 	ser      *serializer.Serializer
 	store    Store
 	ownStore *MemoryStore
+
+	stats counters
 }
 
 // DefaultErrorFunc answers 503 Service Unavailable when Fatal(err), and
@@ -118,10 +177,11 @@ func DefaultErrorFunc(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 // Fatal reports whether err, as given to an error hook, means the session
-// could not be loaded or saved (ErrStore, or a save that lost MaxRetries
-// races), rather than only a record replaced by a fresh session
-// (ErrUndecodable) or changes dropped on a session that ended meanwhile
-// (ErrEnded).
+// could not be loaded or saved (ErrStore, a save that lost MaxRetries
+// races, ErrNoKeys), rather than only a record replaced by a fresh session
+// (ErrUndecodable), changes dropped on a session that ended meanwhile
+// (ErrEnded), or changes to a header-token session nobody could reach
+// (ErrTokenNotIssued).
 func Fatal(err error) bool {
 	if err == nil {
 		return false
@@ -133,7 +193,7 @@ func Fatal(err error) bool {
 		errs = []error{err}
 	}
 	for _, e := range errs {
-		if !errors.Is(e, ErrUndecodable) && !errors.Is(e, ErrEnded) {
+		if !errors.Is(e, ErrUndecodable) && !errors.Is(e, ErrEnded) && !errors.Is(e, ErrTokenNotIssued) {
 			return true
 		}
 	}
@@ -153,6 +213,9 @@ func (m *Manager) init() {
 	m.initOnce.Do(func() {
 		keys := m.Keys
 		if len(keys) == 0 {
+			if !m.DevRandomKeys {
+				m.initErr = ErrNoKeys
+			}
 			keys = [][]byte{securecookie.GenerateRandomKey(32), securecookie.GenerateRandomKey(32)}
 		}
 		for i := 0; i < len(keys); i += 2 {
@@ -167,15 +230,14 @@ func (m *Manager) init() {
 				}
 			}
 		}
-		maxAge := 0 // no limit
-		if lt := m.lifetime(); lt > 0 {
-			maxAge = int(lt/time.Second) + 60
-		}
 		m.codecs = securecookie.CodecsFromPairs(keys...)
 		for _, codec := range m.codecs {
 			sc := codec.(*securecookie.SecureCookie)
 			sc.SetSerializer(securecookie.NopEncoder{})
-			sc.MaxAge(maxAge)
+			// No age limit in the cookie: each session's lifetime, which
+			// Session.SetLifetime may lengthen, counts from the creation
+			// time in its record.
+			sc.MaxAge(0)
 		}
 		m.ser = m.Serializer
 		if m.ser == nil {
@@ -217,9 +279,32 @@ func (m *Manager) lifetime() time.Duration {
 	return DefaultLifetime
 }
 
+// recLifetime returns the absolute lifetime of the session rec, 0 for
+// none: its own (Session.SetLifetime), else the Manager's.
+func (m *Manager) recLifetime(rec *record) time.Duration {
+	switch {
+	case rec == nil || rec.Lifetime == 0:
+		return m.lifetime()
+	case rec.Lifetime < 0:
+		return 0
+	}
+	return time.Duration(rec.Lifetime)
+}
+
+// persistent reports whether the cookie of session rec persists.
+func (m *Manager) persistent(rec *record) bool {
+	switch {
+	case rec != nil && rec.Persist > 0:
+		return true
+	case rec != nil && rec.Persist < 0:
+		return false
+	}
+	return !m.Cookie.BrowserSession
+}
+
 // expired reports whether rec's absolute lifetime has ended.
 func (m *Manager) expired(rec *record) bool {
-	lt := m.lifetime()
+	lt := m.recLifetime(rec)
 	return lt > 0 && !m.clock().Before(time.Unix(0, rec.Created).Add(lt))
 }
 
@@ -227,7 +312,7 @@ func (m *Manager) expired(rec *record) bool {
 // and false when its lifetime has already ended.
 func (m *Manager) recordTTL(rec *record, now time.Time) (time.Duration, bool) {
 	var ttl time.Duration // never
-	if lt := m.lifetime(); lt > 0 {
+	if lt := m.recLifetime(rec); lt > 0 {
 		ttl = time.Unix(0, rec.Created).Add(lt).Sub(now)
 		if ttl <= 0 {
 			return 0, false
@@ -270,21 +355,27 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// decodeCookie returns the session ID in a cookie value, or "" when the
-// value is not a cookie this Manager signed.
-func (m *Manager) decodeCookie(value string) string {
+// decodeCookie returns the session ID in a cookie value or token, and
+// the user ID of a bound session, or "" when the value is not one this
+// Manager signed. The payload is the 32 random bytes of the ID, followed
+// by the user ID for a bound session (cookies written before binding
+// existed are the ID alone).
+func (m *Manager) decodeCookie(value string) (id, user string) {
 	var b []byte
-	if err := securecookie.DecodeMulti(m.cookieName(), value, &b, m.codecs...); err != nil || len(b) != idLen {
-		return ""
+	if err := securecookie.DecodeMulti(m.cookieName(), value, &b, m.codecs...); err != nil || len(b) < idLen || len(b) > idLen+maxUserID {
+		return "", ""
 	}
-	return base64.RawURLEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(b[:idLen]), string(b[idLen:])
 }
 
-func (m *Manager) encodeCookie(id string) (string, error) {
+// encodeCookie returns the cookie value (or token) of session id, bound
+// to user unless user is "".
+func (m *Manager) encodeCookie(id, user string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(id)
-	if err != nil {
-		return "", fmt.Errorf("session: bad session ID: %w", err)
+	if err != nil || len(b) != idLen {
+		return "", fmt.Errorf("session: bad session ID")
 	}
+	b = append(b, user...)
 	v, err := securecookie.EncodeMulti(m.cookieName(), b, m.codecs...)
 	if err != nil {
 		return "", fmt.Errorf("session: encoding cookie: %w", err)
@@ -312,15 +403,16 @@ func (m *Manager) cookie(value string) *http.Cookie {
 	return ck
 }
 
-// setCookie adds the cookie of session id, created at created, to h.
-func (m *Manager) setCookie(h http.Header, id string, created time.Time) error {
-	v, err := m.encodeCookie(id)
+// setCookie adds the cookie of session id, bound to user (or ""), to h;
+// rec is the session's record, for its lifetime and persistence.
+func (m *Manager) setCookie(h http.Header, id, user string, rec *record) error {
+	v, err := m.encodeCookie(id, user)
 	if err != nil {
 		return err
 	}
 	ck := m.cookie(v)
-	if lt := m.lifetime(); !m.Cookie.BrowserSession && lt > 0 {
-		end := created.Add(lt)
+	if lt := m.recLifetime(rec); m.persistent(rec) && lt > 0 {
+		end := time.Unix(0, rec.Created).Add(lt)
 		ck.Expires = end.UTC()
 		ck.MaxAge = max(int((end.Sub(m.clock())+time.Second-1)/time.Second), 1)
 	}
@@ -359,6 +451,56 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
+// token returns the session token r carries in the header of
+// Manager.Token, or "" when it carries none (or tokens are off).
+func (m *Manager) token(r *http.Request) string {
+	if !m.Token.Enabled {
+		return ""
+	}
+	name, scheme := m.Token.Header, m.Token.Scheme
+	if name == "" {
+		name = DefaultTokenHeader
+	}
+	if scheme == "" && http.CanonicalHeaderKey(name) == DefaultTokenHeader {
+		scheme = DefaultTokenScheme
+	}
+	v := strings.TrimSpace(r.Header.Get(name))
+	if scheme == "" {
+		return v
+	}
+	word, tok, ok := strings.Cut(v, " ")
+	if !ok || !strings.EqualFold(word, scheme) {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}
+
+// clientIP returns the address Login records for r.
+func (m *Manager) clientIP(r *http.Request) string {
+	if m.ClientIP != nil {
+		return m.ClientIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (m *Manager) maxUserSessions() int {
+	if m.MaxUserSessions > 0 {
+		return m.MaxUserSessions
+	}
+	return DefaultMaxUserSessions
+}
+
+func (m *Manager) activityInterval() time.Duration {
+	if m.ActivityInterval > 0 {
+		return m.ActivityInterval
+	}
+	return DefaultActivityInterval
+}
+
 type ctxKey struct{}
 
 // FromContext returns the session in ctx (put there by Manager.Begin, which
@@ -366,4 +508,40 @@ type ctxKey struct{}
 func FromContext(ctx context.Context) *Session {
 	s, _ := ctx.Value(ctxKey{}).(*Session)
 	return s
+}
+
+// Stats are a Manager's counters since it was made, for metrics: an
+// exporter reads them with Manager.Stats.
+type Stats struct {
+	// Loads counts session records read (a request's first read of its
+	// session, found or not).
+	Loads int64
+	// Saves counts session records written.
+	Saves int64
+	// Conflicts counts saves that lost a compare-and-swap to a concurrent
+	// request and merged this request's changes into its record to try
+	// again.
+	Conflicts int64
+	// Revoked counts requests whose session was found revoked (its user's
+	// epoch moved on, or was evicted) and read as empty.
+	Revoked int64
+	// Revocations counts revocations made: RevokeSession, RevokeUser and
+	// RevokeOtherSessions calls that revoked something.
+	Revocations int64
+}
+
+// counters are the atomics behind Stats.
+type counters struct {
+	loads, saves, conflicts, revoked, revocations atomic.Int64
+}
+
+// Stats returns the Manager's counters. It is safe to call at any time.
+func (m *Manager) Stats() Stats {
+	return Stats{
+		Loads:       m.stats.loads.Load(),
+		Saves:       m.stats.saves.Load(),
+		Conflicts:   m.stats.conflicts.Load(),
+		Revoked:     m.stats.revoked.Load(),
+		Revocations: m.stats.revocations.Load(),
+	}
 }

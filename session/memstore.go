@@ -37,7 +37,10 @@ type memItem struct {
 	expires time.Time // zero: never
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store       = (*MemoryStore)(nil)
+	_ MultiLoader = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
@@ -90,6 +93,21 @@ func (s *MemoryStore) Load(ctx context.Context, key string, touch time.Duration)
 	}
 	data := append([]byte(nil), it.data...)
 	return Entry{Data: data, Flags: it.flags, Version: it.version}, true, nil
+}
+
+// LoadMulti implements MultiLoader. It returns ErrClosed after Close.
+func (s *MemoryStore) LoadMulti(ctx context.Context, reqs []LoadRequest) (map[string]Entry, error) {
+	out := make(map[string]Entry, len(reqs))
+	for _, rq := range reqs {
+		e, found, err := s.Load(ctx, rq.Key, rq.Touch)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[rq.Key] = e
+		}
+	}
+	return out, nil
 }
 
 // Save implements Store. It returns ErrConflict when the record's version

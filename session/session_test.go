@@ -676,7 +676,7 @@ func TestMemcacheKeyRevealsNoCookie(t *testing.T) {
 
 func TestDefaultManagerMemoryStore(t *testing.T) {
 	leakcheck.Check(t)
-	mgr := &session.Manager{Cookie: session.CookieConfig{Insecure: true}}
+	mgr := &session.Manager{Cookie: session.CookieConfig{Insecure: true}, DevRandomKeys: true}
 	h := middleware.Session(mgr)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := session.FromContext(r.Context())
 		n, _ := session.Get[int](r.Context(), s, "n")

@@ -42,6 +42,23 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// LoadRequest is one record of a MultiLoader's LoadMulti: its key and,
+// when positive, the time to live to reset it to (as Store.Load's touch).
+type LoadRequest struct {
+	Key   string
+	Touch time.Duration
+}
+
+// MultiLoader is a Store that loads several records in one round trip. The
+// Manager uses it to read a bound session with its user's epoch, and a
+// user's list with their sessions; with a Store that is not one, it loads
+// them one by one.
+type MultiLoader interface {
+	// LoadMulti returns the records found, by key; missing records are
+	// absent. It fails as a whole if any record could not be read.
+	LoadMulti(ctx context.Context, reqs []LoadRequest) (map[string]Entry, error)
+}
+
 // Sentinel errors. Match them with errors.Is.
 var (
 	// ErrConflict means a conditional Save lost: the record changed or
@@ -66,6 +83,27 @@ var (
 	// destroyed) after the response started: its cookie can no longer be sent,
 	// so it was not saved.
 	ErrHeadersSent = errors.New("session: new session changed after the response started")
+	// ErrNoKeys means the Manager has no Keys to sign cookies with. Every
+	// process serving the same sessions needs the same secret keys: set
+	// Manager.Keys (for instance 32 bytes from crypto/rand, kept in your
+	// configuration), or set DevRandomKeys for per-process random keys in
+	// development.
+	ErrNoKeys = errors.New("session: Manager.Keys is empty: set Keys to secret keys shared by every process " +
+		"(securecookie.GenerateRandomKey(32), kept in your configuration), or DevRandomKeys for development")
+	// ErrTokenNotIssued means a request that carried a header token
+	// changed a session that is not the token's (the token was invalid,
+	// or its session ended or was renewed) without issuing its token with
+	// Session.Token: no client could reach that session, so it was not
+	// saved.
+	ErrTokenNotIssued = errors.New("session: new header-token session changed without issuing its token")
+	// ErrTokensDisabled is returned by Session.Token when the Manager's
+	// Token.Enabled is false.
+	ErrTokensDisabled = errors.New("session: header tokens are off (Manager.Token.Enabled)")
+	// ErrNotLoggedIn means the session is not bound to a user (Login), or
+	// was revoked.
+	ErrNotLoggedIn = errors.New("session: not bound to a user")
+	// ErrUnknownSession means no live session of the user has the handle.
+	ErrUnknownSession = errors.New("session: no such session")
 )
 
 // HashKey derives the store key of a session ID: prefix followed by the
@@ -84,7 +122,10 @@ type MemcacheStore struct {
 	Client *memclient.Client
 }
 
-var _ Store = (*MemcacheStore)(nil)
+var (
+	_ Store       = (*MemcacheStore)(nil)
+	_ MultiLoader = (*MemcacheStore)(nil)
+)
 
 // NewMemcacheStore returns a store on mc.
 func NewMemcacheStore(mc *memclient.Client) *MemcacheStore {
@@ -113,6 +154,30 @@ func (s *MemcacheStore) Load(ctx context.Context, key string, touch time.Duratio
 		return Entry{}, false, storeErr(err)
 	}
 	return Entry{Data: it.Value, Flags: it.Flags, Version: it.CAS}, true, nil
+}
+
+// LoadMulti implements MultiLoader with one GetLeaseMulti: one pipelined
+// round trip per server, servers in parallel, each key read (or read and
+// touched) with its own options. Failures are wrapped in ErrStore.
+func (s *MemcacheStore) LoadMulti(ctx context.Context, reqs []LoadRequest) (map[string]Entry, error) {
+	lreqs := make([]memclient.LeaseRequest, len(reqs))
+	for i, rq := range reqs {
+		lreqs[i] = memclient.LeaseRequest{Key: rq.Key}
+		if rq.Touch > 0 {
+			lreqs[i].Touch, lreqs[i].TouchTTL = true, rq.Touch
+		}
+	}
+	got, err := s.Client.GetLeaseMulti(ctx, lreqs)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	out := make(map[string]Entry, len(got))
+	for k, l := range got {
+		if l.Item != nil {
+			out[k] = Entry{Data: l.Item.Value, Flags: l.Item.Flags, Version: l.Item.CAS}
+		}
+	}
+	return out, nil
 }
 
 // Save implements Store with Add (e.Version 0) or CompareAndSwap. It

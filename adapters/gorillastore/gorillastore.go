@@ -10,6 +10,11 @@
 // Saves follow gorilla/sessions' semantics: the whole session is written
 // and the last write wins. Use session.Manager for sessions that merge
 // concurrent changes.
+//
+// With echo, echo-contrib/session takes this Store as it is. gin-contrib/
+// sessions wants a store whose Options is a method rather than a field:
+// use memkitgin.Store (github.com/memkit/memkit/adapters/gin), which wraps
+// this one.
 package gorillastore
 
 import (

@@ -7,10 +7,17 @@
 // with a TTL that ends at scs's expiry. Commits follow scs's semantics
 // (the last write wins); use session.Manager for sessions that merge
 // concurrent changes.
+//
+// memcached cannot list its keys, so scs's SessionManager.Iterate cannot
+// work on it: where scs panics with a store that cannot iterate, this one
+// returns ErrNotIterable. To list and revoke a user's sessions, use
+// session.Manager's per-user sessions (Session.Login, Manager.UserSessions,
+// Manager.RevokeUser).
 package scsstore
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -20,8 +27,13 @@ import (
 // DefaultKeyPrefix prefixes memcached keys when Store.KeyPrefix is "".
 const DefaultKeyPrefix = "memkit:scs:"
 
-// Store implements scs.Store and scs.CtxStore. It is safe for concurrent
-// use.
+// ErrNotIterable is what scs's SessionManager.Iterate returns with this
+// store: memcached cannot list the sessions.
+var ErrNotIterable = errors.New("scsstore: memcached cannot list sessions, so scs's Iterate is not supported; " +
+	"use session.Manager's per-user sessions (Login, UserSessions, RevokeUser) to list or revoke a user's sessions")
+
+// Store implements scs.Store and scs.CtxStore, and scs.IterableCtxStore
+// only to fail with ErrNotIterable. It is safe for concurrent use.
 type Store struct {
 	// KeyPrefix prefixes every memcached key. "" means DefaultKeyPrefix.
 	KeyPrefix string
@@ -30,8 +42,10 @@ type Store struct {
 }
 
 var (
-	_ scs.Store    = (*Store)(nil)
-	_ scs.CtxStore = (*Store)(nil)
+	_ scs.Store            = (*Store)(nil)
+	_ scs.CtxStore         = (*Store)(nil)
+	_ scs.IterableCtxStore = (*Store)(nil)
+	_ scs.IterableStore    = (*Store)(nil)
 )
 
 // New returns a Store on ms.
@@ -83,4 +97,15 @@ func (s *Store) Commit(token string, b []byte, expiry time.Time) error {
 // Delete is DeleteCtx with a background context.
 func (s *Store) Delete(token string) error {
 	return s.DeleteCtx(context.Background(), token)
+}
+
+// AllCtx returns ErrNotIterable: memcached cannot list its keys. scs's
+// Iterate calls it, and returns the error instead of panicking.
+func (s *Store) AllCtx(context.Context) (map[string][]byte, error) {
+	return nil, ErrNotIterable
+}
+
+// All returns ErrNotIterable, as AllCtx does.
+func (s *Store) All() (map[string][]byte, error) {
+	return nil, ErrNotIterable
 }

@@ -103,3 +103,22 @@ func TestSCSAPI(t *testing.T) {
 	_, _, err = store.Find("tok")
 	assert.ErrorIs(t, err, session.ErrStore)
 }
+
+// TestIterateNotSupported: scs's Iterate gets a clear error from this
+// store instead of scs's panic for a store that cannot iterate.
+func TestIterateNotSupported(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	client, err := memclient.New(srv.Addr)
+	require.NoError(t, err)
+	defer client.Close()
+	sm := scs.New()
+	sm.Store = scsstore.New(session.NewMemcacheStore(client))
+	called := false
+	require.NotPanics(t, func() {
+		err = sm.Iterate(context.Background(), func(context.Context) error { called = true; return nil })
+	})
+	assert.ErrorIs(t, err, scsstore.ErrNotIterable)
+	assert.Contains(t, err.Error(), "UserSessions")
+	assert.False(t, called)
+}

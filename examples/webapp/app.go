@@ -81,8 +81,12 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		return nil, err
 	}
 	a.sessions = &session.Manager{
-		Keys:        cfg.SessionKeys,
-		Cookie:      session.CookieConfig{Name: "shop_session", Insecure: !cfg.SecureCookie},
+		Keys:          cfg.SessionKeys,
+		DevRandomKeys: len(cfg.SessionKeys) == 0, // said in the log below
+		// Cookies end with the browser unless the user asks to be
+		// remembered (POST /login with remember=1).
+		Cookie:      session.CookieConfig{Name: "shop_session", Insecure: !cfg.SecureCookie, BrowserSession: true},
+		Token:       session.TokenConfig{Enabled: true}, // Authorization: Bearer, from POST /api/login
 		IdleTimeout: DefaultIdleTimeout,
 		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
 			a.log.Printf("session: %s %s: %v", r.Method, r.URL.Path, err)
@@ -135,13 +139,14 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	mux.Handle("GET /{$}", pageCache(http.HandlerFunc(a.catalogue)))
 	mux.HandleFunc("GET /products/{id}", a.productHTML)
 	mux.HandleFunc("GET /api/products/{id}", a.productJSON)
-	mux.HandleFunc("POST /login", a.login)
-	mux.HandleFunc("POST /logout", a.logout)
 	mux.HandleFunc("GET /api/me", a.me)
 	mux.HandleFunc("POST /api/cart", a.addToCart)
 	mux.HandleFunc("GET /api/cart", a.cart)
 	mux.HandleFunc("GET /debug/cache", a.debugCache)
-	a.handler = middleware.Session(a.sessions)(mux)
+	a.accountRoutes(mux)
+	// Unsafe requests from other sites (forms, fetches) are refused
+	// before they reach the session: cross-site request forgery.
+	a.handler = http.NewCrossOriginProtection().Handler(middleware.Session(a.sessions)(mux))
 	return a, nil
 }
 
@@ -256,33 +261,6 @@ func (a *app) visit(ctx context.Context, s *session.Session) (user string, visit
 	return user, visits
 }
 
-// login is POST /login: it stores the user and renews the session ID, so
-// that an ID planted before login (session fixation) is worthless after.
-func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	user := strings.TrimSpace(r.FormValue("user"))
-	if user == "" || len(user) > 64 {
-		http.Error(w, "user: 1 to 64 characters", http.StatusBadRequest)
-		return
-	}
-	s := session.FromContext(r.Context())
-	if err := s.RenewID(r.Context()); err != nil {
-		a.serverError(w, r, err) // the store is down; the error hook logs it too
-		return
-	}
-	_ = s.Set("user", user)
-	a.done(w, r, map[string]any{"user": user})
-}
-
-// logout is POST /logout: it deletes the session and expires its cookie.
-func (a *app) logout(w http.ResponseWriter, r *http.Request) {
-	s := session.FromContext(r.Context())
-	if err := s.Destroy(r.Context()); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	a.done(w, r, map[string]any{"user": nil})
-}
-
 // me is GET /api/me: {"user": ..., "visits": N}, counting this visit.
 func (a *app) me(w http.ResponseWriter, r *http.Request) {
 	user, visits := a.visit(r.Context(), session.FromContext(r.Context()))
@@ -330,7 +308,7 @@ func cartItems(ctx context.Context, s *session.Session) []string {
 // done answers a form post: a redirect to the form's "next" field when it
 // names a page of this site (a browser), else v as JSON (a script).
 func (a *app) done(w http.ResponseWriter, r *http.Request, v any) {
-	if next := r.FormValue("next"); strings.HasPrefix(next, "/") && !strings.HasPrefix(next, "//") && !strings.Contains(next, `\`) {
+	if next := r.FormValue("next"); safeNext(next) {
 		http.Redirect(w, r, next, http.StatusSeeOther)
 		return
 	}

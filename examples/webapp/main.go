@@ -14,12 +14,22 @@
 //	GET  /                  catalogue (HTML, cached whole)
 //	GET  /products/{id}     product page (HTML)
 //	GET  /api/products/{id} product (JSON), X-Cache: hit|miss
-//	POST /login             form user: sign in, renewing the session ID
+//	POST /login             form user, remember=1: sign in, renewing the session ID
+//	                        (a persistent 30-day cookie only with remember=1)
 //	POST /logout            end the session
-//	GET  /api/me            {"user": ..., "visits": N}
+//	POST /api/login         form user: sign in for a token: {"token": "..."}
+//	GET  /api/me            {"user": ..., "visits": N} (cookie or Authorization: Bearer)
 //	POST /api/cart          form item: add one item to the cart
-//	GET  /api/cart          {"items": [...]}
+//	GET  /api/cart          {"items": [...]} (cookie or Authorization: Bearer)
+//	GET  /api/sessions      the user's sessions, newest first (401 when not signed in)
+//	POST /api/sessions/revoke         form id: sign one session out (404 if unknown)
+//	POST /api/sessions/revoke-others  sign out every session but this one
+//	POST /api/logout-everywhere       sign out every session
+//	GET  /account           the same as a page
 //	GET  /debug/cache       cache counters and memcached stats (?format=json)
+//
+// Unsafe requests from other origins are refused (net/http's
+// CrossOriginProtection).
 package main
 
 import (
