@@ -218,3 +218,37 @@ func TestPairedRatio(t *testing.T) {
 	assert.Equal(t, 0.0, pairedRatio(mk, nil))
 	assert.Equal(t, 0.0, pairedRatio(mk, at(0, 0)), "no round with a peer throughput")
 }
+
+func TestMedianInterval(t *testing.T) {
+	seq := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(n - i) // unsorted
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		n      int
+		ok     bool
+		lo, hi float64 // 1-based ranks of the bounds
+	}{
+		{5, false, 0, 0}, // P(X = 0) = 1/32 > 2.5 %
+		{6, true, 1, 6},  // 1/64
+		{9, true, 2, 8},  // P(X <= 1) = 10/512
+		{10, true, 2, 9}, // 11/1024; P(X <= 2) = 56/1024 > 2.5 %
+		{11, true, 2, 10},
+		{20, true, 6, 15}, // P(X <= 5) = 2.07 %, P(X <= 6) = 5.77 %
+	} {
+		iv := medianInterval(seq(tc.n))
+		assert.Equal(t, tc.n, iv.n)
+		assert.Equal(t, tc.ok, iv.ok, "n=%d", tc.n)
+		assert.Equal(t, float64(tc.n+1)/2, iv.med, "n=%d", tc.n)
+		if tc.ok {
+			assert.Equal(t, tc.lo, iv.lo, "n=%d", tc.n)
+			assert.Equal(t, tc.hi, iv.hi, "n=%d", tc.n)
+		}
+	}
+	assert.InDelta(t, 1.0/32, binomialCDF(5, 0), 1e-12)
+	assert.InDelta(t, 56.0/1024, binomialCDF(10, 2), 1e-12)
+	assert.InDelta(t, 1.0, binomialCDF(7, 7), 1e-12)
+}
