@@ -122,10 +122,11 @@ func (s sample) allocsPerOp() float64 {
 // runOp runs fn on goroutines workers until d has passed or maxOps
 // operations are done (whichever comes first) or ctx is done, and reports
 // throughput, latency percentiles, heap allocations, system calls and,
-// with a probe, CPU time per operation. The harness itself allocates
-// nothing per operation.
-func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn op, probe cpuProbe) sample {
-	perWorker := max(1, maxOps/goroutines)
+// with a probe, CPU time per operation. Each call of fn performs batch
+// operations (1 for every client but the batched one); the latencies are
+// those of a call. The harness itself allocates nothing per operation.
+func runOp(ctx context.Context, goroutines, batch int, d time.Duration, maxOps int, fn op, probe cpuProbe) sample {
+	perWorker := max(1, maxOps/(goroutines*batch))
 	hists := make([]histogram, goroutines)
 	errCounts := make([]int, goroutines)
 	firstErrs := make([]error, goroutines)
@@ -190,7 +191,7 @@ func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn 
 			s.firstErr = firstErrs[w]
 		}
 	}
-	s.ops = int(total.n)
+	s.ops = int(total.n) * batch
 	s.p50, s.p99 = total.quantile(0.50), total.quantile(0.99)
 	return s
 }
