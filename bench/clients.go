@@ -145,6 +145,11 @@ func clientCases(p clientParams) []benchCase {
 		}
 		impls = append(impls, impl{name: "gomemcache", setup: gomemcacheSetup(kind, goroutines, size, nkeys)})
 		switch {
+		case kind == opGet && !cancelCtx:
+			impls = append(impls,
+				impl{name: "grafana", setup: grafanaSetup(goroutines, size, nkeys)},
+				impl{name: "rainycape", setup: rainycapeSetup(goroutines, size, nkeys)},
+				impl{name: "quangtung97", setup: quangtungSetup(size, nkeys, conns)})
 		case kind == opGetMulti:
 			// The meta protocol has no multi-key get: one mg per key. The
 			// text protocol's gets takes them all; show what that saves.

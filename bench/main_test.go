@@ -92,7 +92,7 @@ func TestSmoke(t *testing.T) {
 		case strings.HasSuffix(cr.name, "/cancelctx"):
 			assert.Equal(t, []string{"memkit", "gomemcache", "limit"}, cr.impls, cr.name)
 		case strings.HasPrefix(cr.name, "get/"):
-			assert.Equal(t, []string{"memkit", "memkit-into", "gomemcache", "limit"}, cr.impls, cr.name)
+			assert.Equal(t, []string{"memkit", "memkit-into", "gomemcache", "grafana", "rainycape", "quangtung97", "limit"}, cr.impls, cr.name)
 			// The batched client did whole batches: 4 Gets on each of 8
 			// connections per server, at least once per round.
 			lim := cr.results[len(cr.impls)-1]
@@ -135,7 +135,7 @@ func TestSmoke(t *testing.T) {
 	var out bytes.Buffer
 	printReport(&out, rep)
 	assert.NotRegexp(t, `(?m) $`, out.String(), "no trailing blanks")
-	for _, s := range []string{"memkit/peer", "95% interval", "of limit", "targets:", "get/64g/100B/1srv", "gomemcache", "limit",
+	for _, s := range []string{"memkit/peer", "95% interval", "of limit", "targets:", "get/64g/100B/1srv", "gomemcache", "grafana", "rainycape", "quangtung97", "limit",
 		"scs", "gorilla", "msgpack+zstd", "50 DB rows", "reads/writes per op", "CPU/op",
 		"Get@64 100B 3srv >= 0.3 of the limit", "GetInto 100KB, 1MB >= 1.2x gomemcache", "no allocation per GetInto", "judge on >= 10"} {
 		assert.Contains(t, out.String(), s)
@@ -156,7 +156,7 @@ func TestCases(t *testing.T) {
 			impls = append(impls, im.name)
 		}
 		if strings.HasPrefix(bc.name, "get/") && !strings.HasSuffix(bc.name, "/cancelctx") {
-			assert.Equal(t, []string{"memkit", "memkit-into", "gomemcache", "limit"}, impls, bc.name)
+			assert.Equal(t, []string{"memkit", "memkit-into", "gomemcache", "grafana", "rainycape", "quangtung97", "limit"}, impls, bc.name)
 			lim := bc.impls[len(bc.impls)-1]
 			assert.Equal(t, limitConns*bc.servers, lim.workers, bc.name)
 			assert.Equal(t, limitDepth, lim.batch, bc.name)
