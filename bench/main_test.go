@@ -331,3 +331,49 @@ func TestMedianInterval(t *testing.T) {
 	assert.InDelta(t, 56.0/1024, binomialCDF(10, 2), 1e-12)
 	assert.InDelta(t, 1.0, binomialCDF(7, 7), 1e-12)
 }
+
+// TestTargets checks the verdicts and what the target lines say, on made-up
+// rounds of get/64g/100B/3srv.
+func TestTargets(t *testing.T) {
+	rounds := func(n, ops int, writes, mallocs float64) []sample {
+		var s []sample
+		for r := 0; r < n; r++ {
+			o := ops + r // a little spread between rounds
+			s = append(s, sample{ops: o, elapsed: time.Second, writes: int64(writes * float64(o)),
+				mallocs: uint64(mallocs * float64(o)), reads: 0, cpu: -1, srvCPU: -1})
+		}
+		return s
+	}
+	cr := caseResult{name: "get/64g/100B/3srv", impls: []string{"memkit", "memkit-into", "gomemcache", "limit"}}
+	cr.samples = [][]sample{
+		rounds(11, 3500, 0.05, 1),  // 0.35 of the limit, 5.79x gomemcache
+		rounds(11, 3600, 0.05, 0),  // no allocation
+		rounds(11, 600, 1, 4),      // gomemcache
+		rounds(11, 10000, 0.02, 0), // the batched client
+	}
+	for _, s := range cr.samples {
+		cr.results = append(cr.results, summarize(s, nil))
+	}
+	slow := cr
+	slow.name = "get/64g/100B/1srv"
+	slow.samples = [][]sample{rounds(5, 2000, 0.08, 1.2), rounds(5, 2000, 0, 0), rounds(5, 600, 1, 4), rounds(5, 10000, 0, 0)}
+
+	var out bytes.Buffer
+	printReport(&out, &report{machine: "test", cases: []caseResult{cr, slow}})
+	for _, want := range []string{
+		`hit   Get@64 100B 3srv >= 0.3 of the limit +get/64g/100B/3srv +memkit 0.350 of the limit \(95 % interval 0.350-0.351, 11 rounds\)`,
+		`hit   Get@64 100B 3srv >= 5x gomemcache +get/64g/100B/3srv +memkit 5.79x gomemcache \(95 % interval 5.76-5.83, 11 rounds\)`,
+		`hit   Get@64 100B 3srv <= 0.07 write\(2\) per Get +get/64g/100B/3srv +memkit 0.050 writes/op`,
+		`hit   at most 1 allocation per Get +get/64g/100B/3srv +memkit 1.000 allocs/op`,
+		`hit   no allocation per GetInto +get/64g/100B/3srv +memkit-into 0.000 allocs/op`,
+		`MISS  Get@64 100B 1srv >= 3.5x gomemcache +get/64g/100B/1srv +memkit 3.33x gomemcache \(95 % interval unknown, 5 rounds: judge on >= 10\)`,
+		`MISS  at most 1 allocation per Get +get/64g/100B/1srv +memkit 1.200 allocs/op`,
+	} {
+		assert.Regexp(t, want, out.String())
+	}
+	assert.NotContains(t, out.String(), "of the limit        get/64g/100B/1srv", "the 0.3 target is for 3 servers")
+	// The table: memkit's fraction of the limit, memkit/peer with its
+	// interval.
+	assert.Regexp(t, `get/64g/100B/3srv +memkit .* 0.350\n`, out.String())
+	assert.Regexp(t, `gomemcache .* 0.060 +5.79x +5.76-5.83\n`, out.String())
+}
