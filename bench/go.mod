@@ -5,11 +5,14 @@ go 1.26.0
 replace github.com/memkit/memkit => ../
 
 require (
+	github.com/QuangTung97/go-memcache v0.3.5
 	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/bradfitz/gomemcache v0.0.0-20260422231931-4d751bb6e37c
 	github.com/gorilla/securecookie v1.1.2
 	github.com/gorilla/sessions v1.4.0
+	github.com/grafana/gomemcache v0.0.0-20251127154401-74f93547077b
 	github.com/memkit/memkit v0.0.0-00010101000000-000000000000
+	github.com/rainycape/memcache v0.0.0-20150622160815-1031fa0ce2f2
 	github.com/stretchr/testify v1.12.1
 )
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"math/bits"
 	"runtime"
 	"sort"
@@ -121,10 +122,11 @@ func (s sample) allocsPerOp() float64 {
 // runOp runs fn on goroutines workers until d has passed or maxOps
 // operations are done (whichever comes first) or ctx is done, and reports
 // throughput, latency percentiles, heap allocations, system calls and,
-// with a probe, CPU time per operation. The harness itself allocates
-// nothing per operation.
-func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn op, probe cpuProbe) sample {
-	perWorker := max(1, maxOps/goroutines)
+// with a probe, CPU time per operation. Each call of fn performs batch
+// operations (1 for every client but the batched one); the latencies are
+// those of a call. The harness itself allocates nothing per operation.
+func runOp(ctx context.Context, goroutines, batch int, d time.Duration, maxOps int, fn op, probe cpuProbe) sample {
+	perWorker := max(1, maxOps/(goroutines*batch))
 	hists := make([]histogram, goroutines)
 	errCounts := make([]int, goroutines)
 	firstErrs := make([]error, goroutines)
@@ -189,7 +191,7 @@ func runOp(ctx context.Context, goroutines int, d time.Duration, maxOps int, fn 
 			s.firstErr = firstErrs[w]
 		}
 	}
-	s.ops = int(total.n)
+	s.ops = int(total.n) * batch
 	s.p50, s.p99 = total.quantile(0.50), total.quantile(0.99)
 	return s
 }
@@ -247,6 +249,50 @@ func summarize(samples []sample, calls []float64) result {
 		r.callsPerOp = medianOf(calls)
 	}
 	return r
+}
+
+// interval is the median of a measure over rounds with its 95 %
+// confidence interval.
+type interval struct {
+	med, lo, hi float64
+	n           int  // rounds
+	ok          bool // lo and hi are known: at least 6 rounds
+}
+
+// medianInterval returns the median of v and a distribution-free 95 %
+// confidence interval for it: the k-th smallest and k-th largest values,
+// k the largest rank at which a Binomial(n, 1/2) count falls below k with
+// probability at most 2.5 % (so the interval covers the true median with
+// probability at least 95 %, whatever the distribution). Six values are
+// the fewest that give one (then it spans them all).
+func medianInterval(v []float64) interval {
+	iv := interval{med: medianOf(v), n: len(v)}
+	k := 0
+	for j := 1; j <= len(v)/2; j++ {
+		if binomialCDF(len(v), j-1) > 0.025 {
+			break
+		}
+		k = j
+	}
+	if k == 0 {
+		return iv
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	iv.lo, iv.hi, iv.ok = s[k-1], s[len(s)-k], true
+	return iv
+}
+
+// binomialCDF is P(X <= k) for X ~ Binomial(n, 1/2).
+func binomialCDF(n, k int) float64 {
+	var p float64
+	for i := 0; i <= k && i <= n; i++ {
+		lc, _ := math.Lgamma(float64(n + 1))
+		li, _ := math.Lgamma(float64(i + 1))
+		lr, _ := math.Lgamma(float64(n - i + 1))
+		p += math.Exp(lc - li - lr - float64(n)*math.Ln2)
+	}
+	return p
 }
 
 func medianOf(v []float64) float64 {

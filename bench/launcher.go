@@ -18,10 +18,12 @@ func memcachedVersion(bin string) string {
 }
 
 // serverOptions are the memcached servers the bench starts: bin ("" means
-// memcached on PATH), 256 MB each, room for every connection the peers
-// open.
+// memcached on PATH), 1 GB each (a 1 MB benchmark stores 16 MB per
+// implementation, all on one server in the 1-server case, beside what the
+// earlier benchmarks left), items up to 2 MB so that 1 MB values fit with
+// their header, room for every connection the peers open.
 func serverOptions(bin string) memcachetest.Options {
-	return memcachetest.Options{Binary: bin, MemoryMB: 256, Connections: 4096}
+	return memcachetest.Options{Binary: bin, MemoryMB: 1024, MaxItemSize: "2m", Connections: 4096}
 }
 
 // startServers starts n memcached processes on free loopback ports, tied

@@ -1,5 +1,7 @@
 // Command bench compares memkit with its peers side by side in one run:
-// memclient against bradfitz/gomemcache, memkit sessions against
+// memclient against bradfitz/gomemcache, grafana/gomemcache,
+// rainycape/memcache, QuangTung97/go-memcache and a minimal batched client
+// that shows the machine's limit, memkit sessions against
 // alexedwards/scs and gorilla/sessions (both on memcached stores built here
 // on gomemcache), and the serializer's codecs and compressors. It starts
 // its own memcached servers on loopback ports and kills them on exit. See
@@ -26,8 +28,8 @@ import (
 
 // Defaults of the command-line flags.
 const (
-	DefaultRounds         = 9
-	DefaultDuration       = 400 * time.Millisecond
+	DefaultRounds         = 11
+	DefaultDuration       = 300 * time.Millisecond
 	DefaultWarmup         = 200 * time.Millisecond
 	DefaultSerialDuration = 50 * time.Millisecond
 	DefaultMaxOps         = 5_000_000
@@ -46,37 +48,50 @@ type config struct {
 	only           *regexp.Regexp
 	impl           *regexp.Regexp
 	memcached      string // memcached binary; "" means look it up
+	// limitDepth is the batched client's requests per batch (0:
+	// limitDepth, 64) and keys the most keys each implementation stores
+	// (0: numKeys, 1000). Only the tests change them, to keep the smoke
+	// test short.
+	limitDepth, keys int
 }
 
 func (c config) match(name string) bool { return c.only == nil || c.only.MatchString(name) }
 
-// setupFunc prepares one implementation for one benchmark: it connects,
-// stores the data the operation needs, and returns the operation and a
-// function that releases everything.
-type setupFunc func(ctx context.Context) (op, func(), error)
+// setupFunc prepares one implementation for one benchmark on the given
+// memcached servers: it connects, stores the data the operation needs, and
+// returns the operation and a function that releases everything.
+type setupFunc func(ctx context.Context, servers []string) (op, func(), error)
 
 type impl struct {
 	name  string
 	setup setupFunc
+	// workers, when set, is how many goroutines run the operation instead
+	// of the benchmark's goroutines (the batched client runs one per
+	// connection); batch, when set, is how many operations one call of
+	// it performs.
+	workers, batch int
 }
 
-// benchCase is one comparison. impls[0] is memkit; the others are peers.
+// benchCase is one comparison. impls[0] is memkit; the others are peers
+// (and, for Get, the batched client).
 type benchCase struct {
 	name       string
 	goroutines int
+	servers    int // memcached servers it uses
 	impls      []impl
-	calls      callCounter // optional: counts memcached commands
+	countCalls bool // count the memcached commands served per operation
 }
 
-// caseResult holds the median results of one comparison, in impl order.
+// caseResult holds the results of one comparison, in impl order: the
+// medians, and every round's sample for paired comparisons.
 type caseResult struct {
 	name    string
 	impls   []string
 	results []result
-	// ratios[i] is the median over rounds of memkit's ops/s divided by
-	// impl i's in the same round (a paired comparison: both ran within a
-	// second of each other); 0 for memkit itself or when unknown.
-	ratios []float64
+	// samples[i][r] is impl i's sample of round r. In a round the
+	// implementations ran back to back, so ratios between them are paired
+	// comparisons that load from elsewhere on the machine disturbs little.
+	samples [][]sample
 }
 
 // report is everything one run measured.
@@ -155,9 +170,10 @@ func (c *config) compile(only, implRe string) error {
 	return nil
 }
 
-// run starts the memcached servers, runs every selected benchmark and
-// kills the servers. Progress goes to logw. On error (or when ctx is
-// cancelled) it returns what it measured so far with the error.
+// run starts as many memcached servers as the selected benchmarks need
+// (up to six), runs every selected benchmark and kills the servers.
+// Progress goes to logw. On error (or when ctx is cancelled) it returns
+// what it measured so far with the error.
 func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 	opts := serverOptions(cfg.memcached)
 	bin, err := memcachetest.Lookup(opts)
@@ -165,28 +181,35 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 		return nil, err
 	}
 	rep := &report{machine: machine(bin)}
-	servers, err := startServers(opts, 3)
+	cp := clientParams{conns: cfg.conns, limitDepth: cfg.limitDepth, keys: cfg.keys}
+	if cp.limitDepth == 0 {
+		cp.limitDepth = limitDepth
+	}
+	var cases []benchCase
+	need := 0
+	for _, bc := range append(clientCases(cp), sessionCases(cfg.clients, cfg.conns)...) {
+		if cfg.match(bc.name) {
+			cases = append(cases, bc)
+			need = max(need, bc.servers)
+		}
+	}
+	servers, err := startServers(opts, need)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(servers)
-	three := memcachetest.Addrs(servers)
-	one := three[:1]
-
-	statsClient, err := memclient.New(three...)
-	if err != nil {
-		return nil, err
-	}
-	defer statsClient.Close()
-
-	probe := newCPUProbe(servers)
-	cases := append(clientCases(three, one, cfg.conns), sessionCases(three, cfg.clients, statsCounter(statsClient), cfg.conns)...)
-	for _, bc := range cases {
-		if !cfg.match(bc.name) {
-			continue
+	e := env{servers: memcachetest.Addrs(servers), probe: newCPUProbe(servers)}
+	if need > 0 {
+		statsClient, err := memclient.New(e.servers...)
+		if err != nil {
+			return nil, err
 		}
+		defer statsClient.Close()
+		e.calls = statsCounter(statsClient)
+	}
+	for _, bc := range cases {
 		fmt.Fprintf(logw, "%s ...\n", bc.name)
-		cr, err := runCase(ctx, cfg, bc, probe)
+		cr, err := runCase(ctx, cfg, bc, e)
 		if cr != nil {
 			rep.cases = append(rep.cases, *cr)
 		}
@@ -201,16 +224,35 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 	return rep, ctx.Err()
 }
 
+// env is what the benchmarks of one run share: the memcached servers (a
+// benchmark on n servers uses the first n), the CPU probe, and the
+// counter of memcached commands.
+type env struct {
+	servers []string
+	probe   cpuProbe
+	calls   callCounter
+}
+
 // runCase sets up every implementation of bc, warms each up, then runs
 // them in turn, cfg.rounds times, and returns their medians.
-func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*caseResult, error) {
+func runCase(ctx context.Context, cfg config, bc benchCase, e env) (*caseResult, error) {
 	type live struct {
 		impl
-		op      op
-		close   func()
-		samples []sample
-		calls   []float64
-		labels  pprof.LabelSet
+		op         op
+		close      func()
+		goroutines int
+		batch      int
+		samples    []sample
+		calls      []float64
+		labels     pprof.LabelSet
+	}
+	if bc.servers > len(e.servers) {
+		return nil, fmt.Errorf("needs %d servers, %d started", bc.servers, len(e.servers))
+	}
+	servers := e.servers[:bc.servers]
+	calls := e.calls
+	if !bc.countCalls {
+		calls = nil
 	}
 	var lives []*live
 	defer func() {
@@ -222,12 +264,16 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 		if cfg.impl != nil && !cfg.impl.MatchString(im.name) {
 			continue
 		}
-		l := &live{impl: im, labels: pprof.Labels("impl", im.name, "case", bc.name)}
+		l := &live{impl: im, labels: pprof.Labels("impl", im.name, "case", bc.name),
+			goroutines: bc.goroutines, batch: max(1, im.batch)}
+		if im.workers > 0 {
+			l.goroutines = im.workers
+		}
 		var err error
 		// Background goroutines started here (connections) inherit the
 		// profiler labels.
 		pprof.Do(ctx, l.labels, func(ctx context.Context) {
-			l.op, l.close, err = im.setup(ctx)
+			l.op, l.close, err = im.setup(ctx, servers)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s setup: %w", im.name, err)
@@ -239,7 +285,7 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 	}
 	for _, l := range lives {
 		pprof.Do(ctx, l.labels, func(ctx context.Context) {
-			runOp(ctx, bc.goroutines, cfg.warmup, cfg.maxOps, l.op, nil)
+			runOp(ctx, l.goroutines, l.batch, cfg.warmup, cfg.maxOps, l.op, nil)
 		})
 	}
 	for round := 0; round < cfg.rounds && ctx.Err() == nil; round++ {
@@ -248,19 +294,19 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 		for k := range lives {
 			l := lives[(round+k)%len(lives)]
 			var before uint64
-			if bc.calls != nil {
+			if calls != nil {
 				var err error
-				if before, err = bc.calls(ctx); err != nil {
+				if before, err = calls(ctx); err != nil {
 					return nil, err
 				}
 			}
 			var s sample
 			pprof.Do(ctx, l.labels, func(ctx context.Context) {
-				s = runOp(ctx, bc.goroutines, cfg.duration, cfg.maxOps, l.op, probe)
+				s = runOp(ctx, l.goroutines, l.batch, cfg.duration, cfg.maxOps, l.op, e.probe)
 			})
 			l.samples = append(l.samples, s)
-			if bc.calls != nil {
-				after, err := bc.calls(ctx)
+			if calls != nil {
+				after, err := calls(ctx)
 				if err != nil {
 					return nil, err
 				}
@@ -277,27 +323,9 @@ func runCase(ctx context.Context, cfg config, bc benchCase, probe cpuProbe) (*ca
 	for _, l := range lives {
 		cr.impls = append(cr.impls, l.name)
 		cr.results = append(cr.results, summarize(l.samples, l.calls))
-		cr.ratios = append(cr.ratios, pairedRatio(lives[0].samples, l.samples))
-	}
-	if lives[0].name != "memkit" {
-		clear(cr.ratios) // memkit was filtered out (-impl): nothing to pair with
+		cr.samples = append(cr.samples, l.samples)
 	}
 	return cr, nil
-}
-
-// pairedRatio is the median over rounds of mk's ops/s over peer's in the
-// same round; 0 when mk and peer are the same samples or none pair up.
-func pairedRatio(mk, peer []sample) float64 {
-	if len(mk) == 0 || len(peer) == 0 || &mk[0] == &peer[0] {
-		return 0
-	}
-	var rs []float64
-	for i := 0; i < len(mk) && i < len(peer); i++ {
-		if p := peer[i].opsPerSec(); p > 0 {
-			rs = append(rs, mk[i].opsPerSec()/p)
-		}
-	}
-	return medianOf(rs)
 }
 
 func machine(memcachedBin string) string {

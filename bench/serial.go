@@ -141,11 +141,11 @@ func runSerializer(ctx context.Context, cfg config) []serialResult {
 			if j.r.err != nil {
 				continue
 			}
-			j.ms = append(j.ms, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
+			j.ms = append(j.ms, runOp(ctx, 1, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
 				_, _, err := j.ser.Marshal(j.v)
 				return err
 			}, nil))
-			j.us = append(j.us, runOp(ctx, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
+			j.us = append(j.us, runOp(ctx, 1, 1, cfg.serialDuration, cfg.maxOps, func(ctx context.Context, w, i int) error {
 				return j.ser.Unmarshal(j.data, j.flags, reflect.New(j.typ).Interface())
 			}, nil))
 		}

@@ -23,21 +23,22 @@ var (
 	benchHashKey = []byte("memkit-bench-hash-key-0123456789")
 )
 
-// sessionCases returns the session comparisons: a handler that reads and
-// writes the session (a counter) and one that never touches it, each
-// driven by clients concurrent HTTP clients with their own cookie jars.
-// calls counts the memcached commands served by servers.
-func sessionCases(servers []string, clients int, calls callCounter, conns int) []benchCase {
+// sessionCases returns the session comparisons on three servers: a
+// handler that reads and writes the session (a counter) and one that never
+// touches it, each driven by clients concurrent HTTP clients with their own
+// cookie jars. The memcached commands served are counted.
+func sessionCases(clients, conns int) []benchCase {
 	var cases []benchCase
 	for _, path := range []string{"/rw", "/untouched"} {
 		cases = append(cases, benchCase{
 			name:       fmt.Sprintf("session%s/%dc", path, clients),
 			goroutines: clients,
-			calls:      calls,
+			servers:    3,
+			countCalls: true,
 			impls: []impl{
-				{name: "memkit", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return memkitSessions(servers, conns) })},
-				{name: "scs", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return scsSessions(servers, clients) })},
-				{name: "gorilla", setup: sessionSetup(path, clients, func() (http.Handler, func(), error) { return gorillaSessions(servers, clients) })},
+				{name: "memkit", setup: sessionSetup(path, clients, func(servers []string) (http.Handler, func(), error) { return memkitSessions(servers, conns) })},
+				{name: "scs", setup: sessionSetup(path, clients, func(servers []string) (http.Handler, func(), error) { return scsSessions(servers, clients) })},
+				{name: "gorilla", setup: sessionSetup(path, clients, func(servers []string) (http.Handler, func(), error) { return gorillaSessions(servers, clients) })},
 			},
 		})
 	}
@@ -139,9 +140,9 @@ func gorillaSessions(servers []string, clients int) (http.Handler, func(), error
 // which worker w, with its own cookie jar and so its own session, requests
 // path. Each worker first requests /rw once to get a session. For /rw the
 // op checks that the worker's counter went up by exactly one.
-func sessionSetup(path string, clients int, mk func() (http.Handler, func(), error)) setupFunc {
-	return func(ctx context.Context) (op, func(), error) {
-		h, closeHandler, err := mk()
+func sessionSetup(path string, clients int, mk func(servers []string) (http.Handler, func(), error)) setupFunc {
+	return func(ctx context.Context, servers []string) (op, func(), error) {
+		h, closeHandler, err := mk(servers)
 		if err != nil {
 			return nil, nil, err
 		}
