@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strconv"
 	"time"
 )
 
@@ -127,12 +128,8 @@ func (c *conn) auth(ctx context.Context, user, pass string) error {
 		defer c.nc.SetDeadline(time.Time{})
 	}
 	data := user + " " + pass
-	c.bw.WriteString("set " + authKey + " 0 -1 ")
-	writeUint(c.bw, uint64(len(data)))
-	c.bw.WriteString("\r\n")
-	c.bw.WriteString(data)
-	c.bw.WriteString("\r\n")
-	if err := c.bw.Flush(); err != nil {
+	msg := "set " + authKey + " 0 -1 " + strconv.Itoa(len(data)) + "\r\n" + data + "\r\n"
+	if _, err := c.nc.Write([]byte(msg)); err != nil {
 		return err
 	}
 	line, err := c.rd.line()

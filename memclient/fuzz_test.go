@@ -68,9 +68,11 @@ func FuzzCheckKey(f *testing.F) {
 		var buf bytes.Buffer
 		w := bufio.NewWriter(&buf)
 		r := &request{op: opGet, key: key, opaque: 7}
-		if err := encodeMeta(w, r); err != nil {
+		enc, err := appendMeta(nil, r)
+		if err != nil {
 			t.Fatal(err)
 		}
+		w.Write(enc)
 		w.Flush()
 		if bytes.Count(buf.Bytes(), []byte("\r\n")) != 1 || bytes.Count(buf.Bytes(), []byte(" ")) != 5 {
 			t.Fatalf("key %q produced %q", key, buf.Bytes())

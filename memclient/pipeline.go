@@ -19,16 +19,17 @@ import (
 //
 // # Who owns what
 //
-// Writing. The write slot (wmu) admits one writer at a time; it owns bw,
-// the write deadline and the opaque counter. Under the slot a writer
-// appends its requests to the queue (under mu) and encodes them, so queue
-// order is wire order. A writer that knows others are about to write
-// leaves the flush to the last of them (writers counts callers in send;
-// one waiting for the slot always gets it, so the flush never goes
-// undone). A writer waiting for the slot while the holder is blocked in
-// write(2) (a server that stopped reading) brings the socket's write
-// deadline forward to its own, so that it waits no longer than that: the
-// write fails, and the connection with it.
+// Writing. A caller appends its encoded requests to wbuf under wlock,
+// and its requests to the queue in the same hold (under mu too), so queue
+// order is wire order; then it leaves. One writer at a time (writing)
+// takes wbuf and writes it, holding no lock meanwhile, so that callers
+// keep appending while a write(2) is under way and the next write takes
+// them all: a lone caller writes its own request at once; with others
+// active, the connection's flusher goroutine writes, a moment later, what
+// has gathered, and goes on while there is more. A write blocked on a
+// server that stopped reading ends at the latest deadline of the callers
+// whose bytes it carries, and fails the connection; the callers wait on
+// their own deadlines meanwhile, and wbuf is bounded (maxBacklog).
 //
 // Reading. At most one caller holds the read role (reading, under mu); it
 // owns br and the read deadline, pops replies' requests off the queue in
@@ -64,16 +65,18 @@ type conn struct {
 	meta bool // the wire format: meta or text
 	rx   rxCounter
 
-	// Guarded by the write slot.
-	wmu     sync.Mutex   // the write slot
-	writers atomic.Int32 // callers in send, holding the slot or about to
-	// wdlMin is the earliest write deadline a waiter asked for, unix nanos
-	// (0: none): the socket's write deadline is no later than it.
-	wdlMin  atomic.Int64
-	bw      *bufio.Writer
-	wdl     int64  // write deadline set, unix nanos; 0: none
-	flushBy int64  // the latest deadline of callers whose bytes are in bw
-	opaque  uint32 // the last O token sent
+	wlock    sync.Mutex    // protects wbuf, flushBy, writing, flushing, opaque
+	wbuf     []byte        // encoded requests waiting to be written
+	flushBy  int64         // the latest deadline of the callers whose bytes are in wbuf
+	writing  bool          // a writer holds wout: it will take wbuf too
+	flushing bool          // the flusher goroutine runs
+	opaque   uint32        // the last O token sent
+	kick     chan struct{} // capacity 1: wakes the flusher
+	quit     chan struct{} // closed by fail: stops the flusher
+
+	// Owned by the writer.
+	wout []byte // the batch being written
+	wdl  int64  // write deadline set, unix nanos; 0: none
 
 	// Guarded by the read role.
 	br  *bufio.Reader
@@ -126,7 +129,8 @@ func newConn(s *server, nc net.Conn) *conn {
 		srv:  s,
 		nc:   nc,
 		meta: s.cfg.Protocol == ProtocolMeta,
-		bw:   bufio.NewWriterSize(nc, 16<<10),
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
 	}
 	c.rx.nc = nc
 	c.br = bufio.NewReaderSize(&c.rx, 16<<10)
@@ -155,31 +159,31 @@ type sent struct {
 	rx uint64
 }
 
-// send queues reqs and writes them. It returns an error, having queued
-// none of them, if the write slot is not obtained in time or the
-// connection is closed. Once queued, a write error fails the connection
-// and so the requests; their callers learn it from await.
-func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*request) (sent, error) {
-	c.writers.Add(1)
-	if !c.wmu.TryLock() {
-		c.waitWriteSlot(deadline)
-		if err := ctx.Err(); err != nil || !time.Now().Before(deadline) {
-			c.writers.Add(-1)
-			c.releaseWrite() // the flush may have been left to us
-			if err != nil {
-				return sent{}, ctxError(c.srv.addr, err)
-			}
-			return sent{}, deadlineError(ctx, deadline, c.srv.addr)
-		}
-	}
+// errBacklog fails a request when the connection's unwritten requests
+// pass maxBacklog: the server has stopped reading.
+var errBacklog = errors.New("write backlog full: the server is not reading")
 
+// maxBacklog bounds the bytes waiting to be written on one connection.
+func (c *conn) maxBacklog() int {
+	return max(32<<20, 8*c.srv.cfg.maxItemSize())
+}
+
+// send queues reqs and hands them to the writer. It returns an error,
+// having queued none of them, if the connection is closed or its backlog
+// is full; once queued, a write error fails the connection and so the
+// requests, whose callers learn it from await.
+func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*request) (sent, error) {
 	s := sent{at: now.UnixNano(), rx: c.rx.n.Load()}
 	var w int64
+	c.wlock.Lock()
+	if len(c.wbuf) > c.maxBacklog() {
+		c.wlock.Unlock()
+		return sent{}, fmt.Errorf("memclient: %s: %w", c.srv.addr, errBacklog)
+	}
 	c.mu.Lock()
 	if ce := c.closed.Load(); ce != nil {
 		c.mu.Unlock()
-		c.writers.Add(-1)
-		c.releaseWrite()
+		c.wlock.Unlock()
 		return sent{}, ce.err
 	}
 	busy := c.head < len(c.queue) || c.reading
@@ -203,100 +207,136 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*reque
 		c.queueSyncLocked(s.at)
 	}
 	c.mu.Unlock()
-	c.weight.Add(w)
-	c.lastSend.Store(s.at)
-
-	// The flush goes under the latest deadline of the callers whose bytes
-	// it carries; a waiter for the slot may bring it forward.
-	c.flushBy = max(c.flushBy, deadline.UnixNano())
 	var err error
 	for _, r := range reqs {
-		if err = c.encode(r); err != nil {
+		if c.wbuf, err = c.encode(c.wbuf, r); err != nil {
 			break
 		}
 	}
-	if needSync && err == nil {
-		encodeSync(c.bw)
+	if needSync {
+		c.wbuf = appendSync(c.wbuf)
 	}
-	if busy && err == nil {
-		// Others are active on this connection: let the runnable ones
-		// queue theirs behind ours, and the last of them flush the lot in
-		// one write(2). On the 2-core bench this took writes per Get at 64
-		// goroutines from 0.8 to 0.1 and memcached's CPU per Get from
-		// 4.6µs to 1.5µs. A lone caller flushes at once.
-		runtime.Gosched()
-	}
-	c.writers.Add(-1)
+	c.flushBy = max(c.flushBy, deadline.UnixNano())
+	c.weight.Add(w)
+	c.lastSend.Store(s.at)
 	if err != nil {
-		c.fail(err) // bw keeps the error: the connection cannot be written again
+		c.wlock.Unlock()
+		c.fail(err) // a request that cannot be encoded: nothing can follow it
+		return s, nil
 	}
-	c.releaseWrite()
+	c.handToWriter(busy)
 	return s, nil
 }
 
-func (c *conn) encode(r *request) error {
+func (c *conn) encode(dst []byte, r *request) ([]byte, error) {
 	if c.meta {
-		return encodeMeta(c.bw, r)
+		return appendMeta(dst, r)
 	}
-	return encodeText(c.bw, r)
+	return appendText(dst, r)
 }
 
-// waitWriteSlot takes the write slot, bringing the write deadline forward
-// to deadline first: a holder blocked in write(2) then fails at deadline
-// rather than at its own, later one. The deadline wanted for the
-// callers' bytes is restored before the next flush (flushDeadline).
-func (c *conn) waitWriteSlot(deadline time.Time) {
-	want := deadline.UnixNano()
+// handToWriter sees that wbuf gets written. A writer at work takes it
+// with its next write. Otherwise, a lone caller (busy false: nothing in
+// flight) writes at once; with others active, the flusher writes a moment
+// later, with what they add meanwhile: on the 2-core bench, letting
+// runnable callers queue theirs first took writes per Get at 64
+// goroutines from 0.8 to about 0.1, and memcached's CPU per Get from
+// 4.6µs to 1.5µs. The caller holds wlock; it is released.
+func (c *conn) handToWriter(busy bool) {
+	if c.writing {
+		c.wlock.Unlock()
+		return
+	}
+	c.writing = true
+	if busy {
+		c.wakeFlusherLocked()
+		c.wlock.Unlock()
+		return
+	}
+	c.wlock.Unlock()
+	if c.writeBatch() {
+		c.wlock.Lock()
+		c.wakeFlusherLocked() // more came meanwhile: the flusher takes over
+		c.wlock.Unlock()
+	}
+}
+
+// wakeFlusherLocked wakes the flusher, starting it if it does not run.
+// The caller holds wlock and has set writing: the flusher now owns it.
+func (c *conn) wakeFlusherLocked() {
+	if !c.flushing {
+		c.flushing = c.srv.client.goBackground(c.flushLoop)
+		if !c.flushing {
+			c.writing = false // the client is closing: so is the connection
+			return
+		}
+	}
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop is the connection's flusher: woken, it lets the callers that
+// are runnable add their requests, then writes until nothing is left.
+func (c *conn) flushLoop() {
 	for {
-		cur := c.wdlMin.Load()
-		if cur != 0 && cur <= want {
-			break
+		select {
+		case <-c.kick:
+		case <-c.quit:
+			return
 		}
-		if c.wdlMin.CompareAndSwap(cur, want) {
-			_ = c.nc.SetWriteDeadline(deadline)
-			break
-		}
-	}
-	c.wmu.Lock()
-}
-
-// releaseWrite releases the write slot, flushing the buffer unless another
-// writer has announced itself and so will flush it: it is waiting for the
-// slot or about to, and will get it. A failed flush fails the connection.
-// The caller must hold the slot.
-func (c *conn) releaseWrite() error {
-	var err error
-	if c.writers.Load() == 0 && c.bw.Buffered() > 0 {
-		c.flushDeadline()
-		if err = c.bw.Flush(); err != nil {
-			c.fail(err)
-		} else {
-			c.flushBy = 0
+		runtime.Gosched()
+		for c.writeBatch() {
 		}
 	}
-	c.wmu.Unlock()
-	return err
 }
 
-// flushDeadline sets the write deadline for a flush: the latest deadline
-// of the callers whose bytes are buffered, no earlier than a moment from
-// now (their callers may be gone; the bytes of others may follow), unless
-// a waiter for the slot brought it forward. The caller holds the slot.
-func (c *conn) flushDeadline() {
+// writeBatch writes what wbuf holds, if anything, and reports whether
+// more is left to write; if not, it lets go of writing. The caller holds
+// writing.
+func (c *conn) writeBatch() (more bool) {
+	c.wlock.Lock()
+	if len(c.wbuf) == 0 || c.isClosed() {
+		c.writing = false
+		c.wlock.Unlock()
+		return false
+	}
+	c.wbuf, c.wout = c.wout[:0], c.wbuf
+	flushBy := c.flushBy
+	c.flushBy = 0
+	c.wlock.Unlock()
+
+	// The write goes under the latest deadline of the callers whose bytes
+	// it carries (or a moment, if they have all given up).
 	now := time.Now().UnixNano()
-	d := max(c.flushBy, now+int64(stuckAfter))
-	if m := c.wdlMin.Load(); m != 0 {
-		if m < d && m > now {
-			return // a waiter's earlier deadline stands
-		}
-		if c.wdlMin.CompareAndSwap(m, 0) {
-			c.wdl = 0 // a waiter moved the socket's deadline: set ours again
-		}
+	dl := flushBy
+	if dl <= now {
+		dl = now + int64(stuckAfter)
 	}
-	if !nearDeadline(c.wdl, time.Unix(0, d)) {
-		_ = c.nc.SetWriteDeadline(time.Unix(0, d))
-		c.wdl = d
+	if !nearDeadline(c.wdl, time.Unix(0, dl)) {
+		_ = c.nc.SetWriteDeadline(time.Unix(0, dl))
+		c.wdl = dl
 	}
+	_, err := c.nc.Write(c.wout)
+	if cap(c.wout) > 1<<20 {
+		c.wout = nil // do not keep a big value's buffer
+	}
+	if err != nil {
+		c.fail(err)
+		c.wlock.Lock()
+		c.writing = false
+		c.wbuf = nil
+		c.wlock.Unlock()
+		return false
+	}
+	c.wlock.Lock()
+	more = len(c.wbuf) > 0 && !c.isClosed()
+	if !more {
+		c.writing = false
+	}
+	c.wlock.Unlock()
+	return more
 }
 
 // await waits for r's reply until ctx ends or deadline: as the reader if
@@ -616,39 +656,21 @@ func (c *conn) popLocked() *request {
 
 // ensureSuccessor makes sure a request follows the held replies in the
 // queue, so that its reply can confirm them: if none does, it queues a
-// sync. It fails only when the caller's deadline
-// passes first, leaving the held replies to the next reader. The caller
-// holds the read role.
+// sync. The caller holds the read role.
 func (c *conn) ensureSuccessor(deadline time.Time) error {
-	for {
-		c.mu.Lock()
-		has := c.head < len(c.queue)
+	c.wlock.Lock()
+	c.mu.Lock()
+	if c.head < len(c.queue) || c.isClosed() {
 		c.mu.Unlock()
-		if has {
-			return nil
-		}
-		if !c.wmu.TryLock() {
-			// A writer holds the slot. If it has queued nothing after the
-			// held reply yet, it soon will, or will let go.
-			if !time.Now().Before(deadline) {
-				return &timeoutError{addr: c.srv.addr}
-			}
-			runtime.Gosched()
-			continue
-		}
-		c.mu.Lock()
-		if c.isClosed() {
-			c.mu.Unlock()
-			c.releaseWrite()
-			return nil // the held requests were failed with the connection
-		}
-		c.queueSyncLocked(time.Now().UnixNano())
-		c.mu.Unlock()
-		c.flushBy = max(c.flushBy, deadline.UnixNano())
-		encodeSync(c.bw)
-		c.releaseWrite()
+		c.wlock.Unlock()
 		return nil
 	}
+	c.queueSyncLocked(time.Now().UnixNano())
+	c.mu.Unlock()
+	c.wbuf = appendSync(c.wbuf)
+	c.flushBy = max(c.flushBy, deadline.UnixNano())
+	c.handToWriter(true)
+	return nil
 }
 
 // queueSyncLocked queues a sync that nobody waits for: a no-op whose reply
@@ -686,6 +708,7 @@ func (c *conn) fail(cause error) {
 		return
 	}
 	c.closed.Store(ce)
+	close(c.quit)
 	pending := len(c.queue) - c.head + len(c.held)
 	for _, r := range c.held {
 		r.err = ce.err // an error reply never confirmed
@@ -724,10 +747,14 @@ func (c *conn) usable(now int64) bool {
 	if now-c.lastSend.Load() < int64(idleCheckAfter) {
 		return true
 	}
-	// Hold the write slot and the read role: nobody may queue a request
+	// Hold the write lock and the read role: nobody may queue a request
 	// (whose reply could be mistaken for a close) or read while we look.
-	if !c.wmu.TryLock() {
-		return true // someone is writing: it is in use
+	if !c.wlock.TryLock() {
+		return true // someone is queuing: it is in use
+	}
+	if c.writing || len(c.wbuf) > 0 {
+		c.wlock.Unlock()
+		return true
 	}
 	c.mu.Lock()
 	idle := c.head == len(c.queue) && len(c.held) == 0 && !c.reading
@@ -746,10 +773,10 @@ func (c *conn) usable(now int64) bool {
 			ok = false // EOF, or bytes nobody asked for (TLS: a close alert)
 		}
 		c.mu.Lock()
-		c.reading = false // nobody queued meanwhile: we hold the write slot
+		c.reading = false // nobody queued meanwhile: we hold the write lock
 		c.mu.Unlock()
 	}
-	c.releaseWrite()
+	c.wlock.Unlock()
 	if !ok {
 		c.fail(errIdleClosed)
 	}

@@ -1,9 +1,9 @@
 package memclient
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
+	"strconv"
 )
 
 // The classic text protocol, for proxies and older servers. Its replies
@@ -33,67 +33,67 @@ func textStoreVerb(op opcode) string {
 	return "set "
 }
 
-func encodeText(w *bufio.Writer, r *request) error {
+func appendText(dst []byte, r *request) ([]byte, error) {
 	switch r.op {
 	case opGet:
-		w.WriteString("gets ")
-		w.WriteString(r.key)
-		w.WriteString("\r\n")
+		dst = append(dst, "gets "...)
+		dst = append(dst, r.key...)
+		dst = append(dst, "\r\n"...)
 	case opGAT:
-		w.WriteString("gats ")
-		writeInt(w, r.exp)
-		w.WriteByte(' ')
-		w.WriteString(r.key)
-		w.WriteString("\r\n")
+		dst = append(dst, "gats "...)
+		dst = strconv.AppendInt(dst, r.exp, 10)
+		dst = append(dst, ' ')
+		dst = append(dst, r.key...)
+		dst = append(dst, "\r\n"...)
 	case opTouch:
-		w.WriteString("touch ")
-		w.WriteString(r.key)
-		w.WriteByte(' ')
-		writeInt(w, r.exp)
-		w.WriteString("\r\n")
+		dst = append(dst, "touch "...)
+		dst = append(dst, r.key...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, r.exp, 10)
+		dst = append(dst, "\r\n"...)
 	case opSet, opAdd, opReplace, opAppend, opPrepend, opCAS:
-		w.WriteString(textStoreVerb(r.op))
-		w.WriteString(r.key)
-		w.WriteByte(' ')
-		writeUint(w, uint64(r.item.Flags))
-		w.WriteByte(' ')
-		writeInt(w, r.exp)
-		w.WriteByte(' ')
-		writeUint(w, uint64(len(r.item.Value)))
+		dst = append(dst, textStoreVerb(r.op)...)
+		dst = append(dst, r.key...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, uint64(r.item.Flags), 10)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, r.exp, 10)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, uint64(len(r.item.Value)), 10)
 		if r.op == opCAS {
-			w.WriteByte(' ')
-			writeUint(w, r.item.CAS)
+			dst = append(dst, ' ')
+			dst = strconv.AppendUint(dst, r.item.CAS, 10)
 		}
-		w.WriteString("\r\n")
-		w.Write(r.item.Value)
-		w.WriteString("\r\n")
+		dst = append(dst, "\r\n"...)
+		dst = append(dst, r.item.Value...)
+		dst = append(dst, "\r\n"...)
 	case opDelete:
-		w.WriteString("delete ")
-		w.WriteString(r.key)
-		w.WriteString("\r\n")
+		dst = append(dst, "delete "...)
+		dst = append(dst, r.key...)
+		dst = append(dst, "\r\n"...)
 	case opIncr, opDecr:
 		if r.op == opIncr {
-			w.WriteString("incr ")
+			dst = append(dst, "incr "...)
 		} else {
-			w.WriteString("decr ")
+			dst = append(dst, "decr "...)
 		}
-		w.WriteString(r.key)
-		w.WriteByte(' ')
-		writeUint(w, r.delta)
-		w.WriteString("\r\n")
+		dst = append(dst, r.key...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, r.delta, 10)
+		dst = append(dst, "\r\n"...)
 	case opGetMulti:
-		w.WriteString("gets")
+		dst = append(dst, "gets"...)
 		for _, k := range r.keys {
-			w.WriteByte(' ')
-			w.WriteString(k)
+			dst = append(dst, ' ')
+			dst = append(dst, k...)
 		}
-		w.WriteString("\r\n")
+		dst = append(dst, "\r\n"...)
 	case opNoop:
-		w.WriteString("version\r\n")
+		dst = append(dst, "version\r\n"...)
 	default:
-		return encodeCommon(w, r)
+		return appendCommon(dst, r)
 	}
-	return nil
+	return dst, nil
 }
 
 // decodeText reads r's reply. err means the stream can no longer be

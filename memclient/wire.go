@@ -152,31 +152,21 @@ func (rr *replyReader) decodeCommon(line []byte, r *request) error {
 	return fmt.Errorf("%w: %s", errBadReply, shape(line))
 }
 
-// writeUint and writeInt format into the writer's free buffer space, the
-// allocation-free idiom (a stack array passed to Write would escape).
-func writeUint(w *bufio.Writer, n uint64) {
-	w.Write(strconv.AppendUint(w.AvailableBuffer(), n, 10))
-}
-
-func writeInt(w *bufio.Writer, n int64) {
-	w.Write(strconv.AppendInt(w.AvailableBuffer(), n, 10))
-}
-
-func encodeCommon(w *bufio.Writer, r *request) error {
+func appendCommon(dst []byte, r *request) ([]byte, error) {
 	switch r.op {
 	case opStats:
-		w.WriteString("stats")
+		dst = append(dst, "stats"...)
 		for _, a := range r.args {
-			w.WriteByte(' ')
-			w.WriteString(a)
+			dst = append(dst, ' ')
+			dst = append(dst, a...)
 		}
-		w.WriteString("\r\n")
+		dst = append(dst, "\r\n"...)
 	case opFlushAll:
-		w.WriteString("flush_all\r\n")
+		dst = append(dst, "flush_all\r\n"...)
 	default:
-		return fmt.Errorf("memclient: op %d not supported by this protocol", r.op)
+		return dst, fmt.Errorf("memclient: op %d not supported by this protocol", r.op)
 	}
-	return nil
+	return dst, nil
 }
 
 // parseUint parses a decimal uint64 without allocating.
