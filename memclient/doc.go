@@ -28,10 +28,11 @@
 //
 // # Pipelining
 //
-// A connection has no goroutine of its own. Callers write their requests
-// under a write slot; one that sees others active on the connection lets
-// them queue behind it, and the last flushes the batch in one write.
-// Replies come back in order and are read by a waiting caller, which hands
+// Callers append their requests to a connection's buffer and one writer
+// at a time writes what has gathered: a lone caller its own request at
+// once, or, with others active, the connection's flusher goroutine, which
+// lets the runnable callers add theirs first and so writes many requests
+// per write(2). // Replies come back in order and are read by a waiting caller, which hands
 // each to its request until its own arrives: a lone caller writes and
 // reads like a blocking client, and under load one read(2) serves many
 // requests. A second connection to a server (up to MaxConnsPerServer) opens
