@@ -32,8 +32,8 @@
 // at a time writes what has gathered: a lone caller its own request at
 // once, or, with others active, the connection's flusher goroutine, which
 // lets the runnable callers add theirs first and so writes many requests
-// per write(2). // Replies come back in order and are read by a waiting caller, which hands
-// each to its request until its own arrives: a lone caller writes and
+// per write(2). Replies come back in order and are read by a waiting
+// caller, which hands each to its request until its own arrives: a lone caller writes and
 // reads like a blocking client, and under load one read(2) serves many
 // requests. A second connection to a server (up to MaxConnsPerServer) opens
 // only while large values or a very deep pipeline load the first. A caller
