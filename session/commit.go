@@ -199,6 +199,7 @@ func (s *Session) loadLocked(ctx context.Context) {
 		ep    epoch
 		err   error
 	)
+	start := time.Now()
 	if s.user != "" {
 		ekey := m.epochKey(s.user)
 		var got map[string]Entry
@@ -209,7 +210,7 @@ func (s *Session) loadLocked(ctx context.Context) {
 	} else {
 		e, found, err = m.store.Load(ctx, key, m.IdleTimeout)
 	}
-	m.stats.loads.Add(1)
+	m.observe(ctx, EventLoad, start, err != nil)
 	if err != nil {
 		s.failed = true
 		s.err(err)
@@ -235,7 +236,7 @@ func (s *Session) loadLocked(ctx context.Context) {
 	if rec.User != s.user || (rec.User != "" && !ep.admits(rec)) {
 		// Revoked (or a record that no longer matches its cookie): the
 		// request gets a new, empty session.
-		m.stats.revoked.Add(1)
+		m.observe(ctx, EventRevoked, time.Time{}, false)
 		s.freshLocked()
 		return
 	}
@@ -314,16 +315,19 @@ func (s *Session) saveLocked(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("session: encoding record: %w", err)
 		}
+		start := time.Now()
 		err = m.store.Save(ctx, key, Entry{Data: data, Flags: flags, Version: version}, ttl)
+		if err == nil || !errors.Is(err, ErrConflict) {
+			m.observe(ctx, EventSave, start, err != nil)
+		}
 		if err == nil {
-			m.stats.saves.Add(1)
 			s.base, s.created = rec, time.Unix(0, rec.Created)
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
-		m.stats.conflicts.Add(1)
+		m.observe(ctx, EventConflict, start, false)
 	}
 }
 

@@ -154,6 +154,9 @@ type Manager struct {
 	// first byte of the response. If it writes a response, that response
 	// replaces the handler's. nil means DefaultErrorFunc.
 	ErrorFunc func(w http.ResponseWriter, r *http.Request, err error)
+	// Observer, when set, is told of every load, save, conflict and
+	// revocation (see Observer); nil costs nothing.
+	Observer Observer
 
 	now func() time.Time // clock seam; nil means time.Now
 

@@ -301,7 +301,7 @@ func (m *Manager) updateUser(ctx context.Context, userID string, fn func(ur *use
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
-		m.stats.conflicts.Add(1)
+		m.observe(ctx, EventConflict, time.Time{}, false)
 	}
 	return fmt.Errorf("%w: list of a user's sessions", ErrConflict)
 }
@@ -483,7 +483,7 @@ func (m *Manager) RevokeSession(ctx context.Context, userID, handle string) erro
 	if err := m.store.Delete(ctx, entry.Key); err != nil {
 		return err
 	}
-	m.stats.revocations.Add(1)
+	m.observe(ctx, EventRevocation, time.Time{}, false)
 	return m.forget(ctx, userID, entry.Key)
 }
 
@@ -557,13 +557,13 @@ func (m *Manager) bumpEpoch(ctx context.Context, userID string, next func(epoch)
 		}
 		err = m.store.Save(ctx, key, Entry{Data: []byte(nep.String()), Version: e.Version}, 0)
 		if err == nil {
-			m.stats.revocations.Add(1)
+			m.observe(ctx, EventRevocation, time.Time{}, false)
 			return nil
 		}
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
-		m.stats.conflicts.Add(1)
+		m.observe(ctx, EventConflict, time.Time{}, false)
 	}
 	return fmt.Errorf("%w: epoch of a user", ErrConflict)
 }
