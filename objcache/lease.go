@@ -65,6 +65,12 @@ func (l *leases) store(ctx context.Context, it *memclient.Item, mode storeMode) 
 		// loaded: theirs is newer than what we started from.
 		return nil
 	}
+	if err != nil {
+		// The value was not stored (too large, a server error...): a
+		// placeholder left behind would make every other caller wait
+		// LeaseWait for a value that never comes.
+		l.release(context.WithoutCancel(ctx), it.Key, mode)
+	}
 	return err
 }
 
