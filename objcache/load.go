@@ -26,7 +26,8 @@ const (
 // backoff for up to Options.LeaseWait (bounded by their ctx) and then load
 // themselves. With Options.EarlyRefresh, a value about to expire is
 // reloaded by one caller while the others keep getting it. A value marked
-// with Invalidate is served (as stale) while one caller reloads it.
+// with Invalidate is served (as stale) while one caller reloads it: every
+// other caller, in this process as in the others, gets it at once.
 //
 // A loader error is returned and not cached, except ErrNotFound when
 // Options.NegativeTTL is set: later calls then return ErrNotFound without
@@ -72,7 +73,7 @@ func getOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Durati
 			}
 			v, _ := out.val.(T)
 			if out.refresh != nil {
-				v = refresh(ctx, c, k, l, out.refresh, v)
+				return refresh(ctx, c, k, l, out.refresh, v)
 			}
 			return v, nil
 		}
@@ -115,18 +116,25 @@ func loadDirect[T any](ctx context.Context, c *Cache, load func(context.Context)
 	return v, err
 }
 
-// refresh runs an early refresh won by the caller; on failure the current
-// value stays in service.
-func refresh[T any](ctx context.Context, c *Cache, k string, l *loader, r *refreshLease, cur T) T {
-	c.sh.stats.refreshes.Add(1)
+// refresh runs, after the flight, a reload won by the caller: an early
+// refresh, whose failure keeps the current value in service and returns
+// it, or the reload of an invalidated value, whose failure is returned.
+func refresh[T any](ctx context.Context, c *Cache, k string, l *loader, r *refreshLease, cur T) (T, error) {
+	if !r.stale {
+		c.sh.stats.refreshes.Add(1)
+	}
 	out, err := c.load(ctx, k, l, r.mode, r.cas)
 	if err != nil {
-		return cur
+		if r.stale {
+			var zero T
+			return zero, err
+		}
+		return cur, nil
 	}
 	if v, ok := out.val.(T); ok {
-		return v
+		return v, nil
 	}
-	return cur
+	return cur, nil
 }
 
 // loader is the untyped face of a GetOrLoad call.
@@ -151,12 +159,14 @@ type outcome struct {
 	flags   uint32
 	src     source
 	val     any           // the value decoded or loaded by the leader
-	refresh *refreshLease // leader only: it won an early refresh
+	refresh *refreshLease // leader only: it won the reload of the value served
 }
 
+// refreshLease is the right to reload a value that is served meanwhile.
 type refreshLease struct {
-	mode storeMode
-	cas  uint64
+	mode  storeMode
+	cas   uint64
+	stale bool // the value was invalidated, not early-refreshed
 }
 
 // storeMode says how a loaded value is written back.
@@ -240,12 +250,17 @@ func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error)
 			}
 			if v, ok := l.dec(st.data, st.flags); ok {
 				if st.state == stStale {
+					out := outcome{data: st.data, flags: st.flags, src: srcStale, val: v}
 					if st.won {
+						// Reload after the flight, as an early refresh:
+						// the goroutines sharing this lookup get the
+						// stale value at once, like every other process.
 						c.sh.stats.misses.Add(1)
-						return c.load(ctx, k, l, st.mode, st.cas)
+						out.refresh = &refreshLease{mode: st.mode, cas: st.cas, stale: true}
+						return out, nil
 					}
 					c.sh.stats.staleServed.Add(1)
-					return outcome{data: st.data, flags: st.flags, src: srcStale, val: v}, nil
+					return out, nil
 				}
 				c.sh.stats.hits.Add(1)
 				out := outcome{data: st.data, flags: st.flags, src: srcCache, val: v}
