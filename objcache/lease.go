@@ -101,12 +101,20 @@ func fromLease(lease *memclient.Lease) lookupResult {
 	return r
 }
 
-// reclaim marks k's value stale, so that the next lookup (this caller's
-// or another process's) wins the right to replace it. keep leaves the
-// value's TTL alone (it is a fallback); otherwise it lives LeaseTTL more.
+// reclaim wins the right to replace k's value for exactly one caller in
+// the cluster. A value with a TTL is claimed as for an early refresh (an
+// R window wider than its TTL): the item stays as it is, one caller wins
+// it, the others see it taken (Pending) and wait. A value without one
+// cannot be claimed so: it is marked stale, so that the next lookup (this
+// caller's or another process's) wins it; keep leaves its TTL alone (it
+// is a fallback), otherwise it lives LeaseTTL more.
 func (l *leases) reclaim(ctx context.Context, k string, st lookupResult, keep bool) (lookupResult, bool) {
 	if st.state != stHit {
 		return lookupResult{}, false
+	}
+	if st.ttl > 0 {
+		won, _ := l.claim(ctx, k, st)
+		return won, false
 	}
 	ttl := l.leaseTTL
 	if keep {
