@@ -113,8 +113,7 @@ func (l *leases) reclaim(ctx context.Context, k string, st lookupResult, keep bo
 		return lookupResult{}, false
 	}
 	if st.ttl > 0 {
-		won, _ := l.claim(ctx, k, st)
-		return won, false
+		return l.claim(ctx, k, st)
 	}
 	ttl := l.leaseTTL
 	if keep {
@@ -125,16 +124,23 @@ func (l *leases) reclaim(ctx context.Context, k string, st lookupResult, keep bo
 
 // claim asks for the right to refresh k's value now, whatever its
 // remaining TTL: an R window wider than that TTL wins it unless another
-// caller already has it.
-func (l *leases) claim(ctx context.Context, k string, st lookupResult) (lookupResult, bool) {
+// caller already has it. When the value is not the one st saw (another
+// caller replaced it meanwhile), nothing is won and retry asks for a new
+// lookup.
+func (l *leases) claim(ctx context.Context, k string, st lookupResult) (won lookupResult, retry bool) {
 	if st.ttl <= 0 {
 		return lookupResult{}, false
 	}
 	lease, err := l.client.GetLease(ctx, k, memclient.LeaseOptions{RecacheTTL: st.ttl + 2*time.Second})
-	if err != nil || !lease.Won || lease.Placeholder() {
+	switch {
+	case err != nil:
+		return lookupResult{}, errors.Is(err, memclient.ErrCacheMiss)
+	case lease.Item == nil || lease.Item.CAS != st.cas:
+		return lookupResult{}, true
+	case !lease.Won:
 		return lookupResult{}, false
 	}
-	return fromLease(lease), true
+	return fromLease(lease), false
 }
 
 func (l *leases) store(ctx context.Context, it *memclient.Item, mode storeMode, _ time.Duration) error {

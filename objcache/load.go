@@ -163,8 +163,8 @@ type coordinator interface {
 	// is a fallback.
 	reclaim(ctx context.Context, k string, st lookupResult, keep bool) (won lookupResult, retry bool)
 	// claim tries to win the right to refresh k's fresh value now
-	// (EarlyRefreshBeta).
-	claim(ctx context.Context, k string, st lookupResult) (won lookupResult, ok bool)
+	// (EarlyRefreshBeta), as reclaim does.
+	claim(ctx context.Context, k string, st lookupResult) (won lookupResult, retry bool)
 	// store writes a value loaded under what was won: it.CAS is the
 	// result's cas, mode its mode, fresh the value's own TTL (0: none).
 	store(ctx context.Context, it *memclient.Item, mode storeMode, fresh time.Duration) error
@@ -392,10 +392,9 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 		}
 		if len(claims) > 0 {
 			ws := make([]lookupResult, len(claims))
-			oks := make([]bool, len(claims))
-			parallel(len(claims), func(n int) { ws[n], oks[n] = c.co.claim(ctx, claims[n].fk, claims[n].st) })
+			parallel(len(claims), func(n int) { ws[n], _ = c.co.claim(ctx, claims[n].fk, claims[n].st) })
 			for n, j := range claims {
-				if !oks[n] {
+				if !ws[n].won {
 					b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcCache, false))
 					continue
 				}

@@ -172,8 +172,7 @@ func (l *lockKeys) reclaim(ctx context.Context, k string, st lookupResult, _ boo
 
 // claim takes the lock to refresh k's value early.
 func (l *lockKeys) claim(ctx context.Context, k string, st lookupResult) (lookupResult, bool) {
-	won, _ := l.reclaim(ctx, k, st, true)
-	return won, won.won
+	return l.reclaim(ctx, k, st, true)
 }
 
 // lock takes the lock for k: an Add that only one caller in the cluster
