@@ -1,7 +1,8 @@
 // Package objcache is a typed object cache on memcached: Get/Set of Go
-// values, get-or-load with stampede protection across processes, memoized
-// functions, gets/cas read-modify-write and namespaces that are invalidated
-// in O(1).
+// values, get-or-load of one key or many with stampede protection across
+// processes, memoized functions, fail-safe serving when the source of
+// truth fails, gets/cas read-modify-write, and namespaces and tags that
+// are invalidated in O(1).
 //
 // Values are encoded by a serializer.Serializer, so what one process stores
 // another reads without configuration. A cached value that no longer
@@ -9,13 +10,22 @@
 // between deploys) is a miss: it is counted in Stats.DecodeErrors and
 // reloaded, never returned as garbage.
 //
-// GetOrLoad (and the Memoize functions, built on it) runs the loader once
-// per key across every process that shares the cluster: within a process
-// through a singleflight, across processes through memcached leases (the
-// meta protocol's mg with the N and R flags, lease.go) or, on the text
-// protocol, an Add-based lock key (lockkey.go); New picks one from the
-// client's protocol. Callers that lose wait a bounded time
-// (Options.LeaseWait) for the winner's value, then load themselves.
+// GetOrLoad, GetOrLoadMulti (and the Memoize functions, built on them)
+// run the loader once per key across every process that shares the
+// cluster: within a process through a singleflight, across processes
+// through memcached leases (the meta protocol's mg with the N and R
+// flags, lease.go) or, on the text protocol, an Add-based lock key
+// (lockkey.go); New picks one from the client's protocol. Callers that
+// lose wait a bounded time (Options.LeaseWait) for the winner's value,
+// then load themselves. GetOrLoadMulti reads all its keys in one
+// pipelined round trip and loads all those it won with one call.
+//
+// Around that: stale-while-revalidate, in a fixed window
+// (Options.EarlyRefresh) or probabilistically, with no coordination
+// (Options.EarlyRefreshBeta, XFetch); stale serving after Invalidate;
+// negative caching (Options.NegativeTTL); serving a value past its expiry
+// when its reload fails (Options.FailSafe), and when it is slow
+// (Options.LoadTimeout, the load going on in the background until Close).
 //
 // # Time to live
 //
@@ -28,35 +38,56 @@
 //
 // # Stored format
 //
-// A cached value is a serializer value: its bytes and item flags, whose
-// codec, compressor and format version the flags name (see the serializer
-// package). Besides values, objcache stores a few markers: a cached "not
-// found" (NegativeTTL) is flags 0 and the bytes "\x00objcache:not-found\x00";
-// a lease placeholder is an empty value with flags 0, which reads as a miss;
-// on the text protocol a lock is "<key>:lock" holding "1" and the refresh
-// window marker is "<key>:fresh" holding "1"; a namespace's generation
-// lives under "<prefix><name>@gen" as a decimal number, and its keys are
-// "<prefix><name>@<generation in base 36>:<key>". Memoized results live
-// under ArgsKey's encoding of the arguments. A later release that stores a
-// new layout marks it with a format version or codec this release does not
-// know, so that such a value reads here as a miss, never as garbage; values
-// stored by this release keep reading in later ones (testdata/stored holds
-// fixtures of what each release wrote, read by TestStoredItems).
+// A cached value is either a plain serializer value (its bytes and item
+// flags, whose codec, compressor and format version the flags name, see
+// the serializer package) or an envelope: item flags 0x3f00 (codec ID 63,
+// which the serializer reserves for memkit and refuses to decode) and
+// bytes made of a version byte (1), a header (what the value is, its
+// payload's serializer flags, its expiry, how long it stays in service
+// after a failed reload, how long its load took, and the tags it carries
+// with their versions; format.go has the layout) and the serializer's
+// bytes. Loaders always write an envelope; Set, Add, SetMulti and Update
+// write one only when the value carries tags, has a FailSafe expiry, or
+// is empty, so that python-memcached keeps reading the rest. An envelope
+// is never empty, so an empty value with flags 0 is always a lease
+// placeholder, which reads as a miss.
+//
+// Besides values, objcache stores a few markers: a cached "not found"
+// (NegativeTTL) is an envelope of that kind (before the envelope, flags 0
+// and the bytes "\x00objcache:not-found\x00", still read); on the text
+// protocol a lock is "<key>:lock" holding "1" and the refresh window
+// marker is "<key>:fresh" holding "1"; a namespace's generation lives
+// under "<prefix><name>@gen" and a tag's version under
+// "<Options.Prefix>@tag:<tag>", as decimal numbers, and a namespace's keys
+// are "<prefix><name>@<generation in base 36>:<key>". Memoized results
+// live under ArgsKey's encoding of the arguments.
+//
+// A later release that stores a new layout marks it with a format
+// version, codec or envelope version this release does not know, so that
+// such a value reads here as a miss, never as garbage (an envelope
+// header may also grow fields this release skips); values stored by this
+// release keep reading in later ones (testdata/stored holds fixtures of
+// what each release wrote, read by TestStoredItems). Values stored before
+// the envelope read as they always did; an objcache from before it reads
+// an envelope as a miss.
 //
 // The pieces:
 //
 //   - New, Get, Set, Add, Delete, GetMulti, SetMulti, DeleteMulti: typed
 //     access under a key prefix (python-memcached's key_prefix).
-//   - GetOrLoad, GetOrLoadTTL: get-or-load with stampede protection,
-//     stale-while-revalidate (Options.EarlyRefresh), stale serving after
-//     Invalidate and negative caching (Options.NegativeTTL).
-//   - Memoize0 to Memoize3: functions whose results are cached under a
-//     stable encoding of their arguments (ArgsKey).
+//   - GetOrLoad, GetOrLoadTTL, GetOrLoadMulti: get-or-load with stampede
+//     protection, for one key or many at once.
+//   - Memoize0 to Memoize3, MemoizeMulti: functions whose results are
+//     cached under a stable encoding of their arguments (ArgsKey).
 //   - Update: gets/cas read-modify-write with bounded, jittered retries.
 //   - Namespace, InvalidateNamespace: groups of keys dropped in O(1) by
 //     bumping a generation number.
-//   - Stats: hits, misses, loads, load errors, stale served, lease waits,
-//     decode errors and more, as a value.
+//   - WithTags, InvalidateTags: values that carry tags, dropped wherever
+//     they are cached by bumping a tag's version, O(1) per tag (tags.go).
+//   - Close: stops the loads that LoadTimeout left in the background.
+//   - Stats: hits, misses, loads, load errors, not-founds, stale and
+//     fail-safe values served, batch loads and their keys, background
+//     loads, lease waits, decode errors and more, as a value.
 package objcache
 
 import (
