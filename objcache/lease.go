@@ -39,15 +39,16 @@ func (l *leases) options(ttl time.Duration) memclient.LeaseOptions {
 	return opts
 }
 
+func (l *leases) lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult {
+	lease, err := l.client.GetLease(ctx, k, l.options(ttl))
+	if err != nil {
+		return lookupResult{err: err}
+	}
+	return fromLease(lease)
+}
+
 func (l *leases) lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) ([]lookupResult, map[string]*memclient.Item, error) {
 	opts := l.options(ttl)
-	if len(ks) == 1 && len(extra) == 0 {
-		lease, err := l.client.GetLease(ctx, ks[0], opts)
-		if err != nil {
-			return []lookupResult{{err: err}}, nil, nil
-		}
-		return []lookupResult{fromLease(lease)}, nil, nil
-	}
 	reqs := make([]memclient.LeaseRequest, 0, len(ks)+len(extra))
 	for _, k := range ks {
 		reqs = append(reqs, memclient.LeaseRequest{Key: k, LeaseOptions: opts})

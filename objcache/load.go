@@ -42,41 +42,30 @@ const (
 // runs load and returns its result (counting Stats.Errors); it returns a
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
-	return getOrLoad(ctx, c, key, ttl, func(ctx context.Context) (T, time.Duration, error) {
-		v, err := load(ctx)
-		return v, 0, err
-	})
+	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(ttl), key: key, plain: load})
 }
 
 // GetOrLoadTTL is GetOrLoad for loaders that choose the TTL of each value
 // they load (an HTTP max-age, a token's expiry): load returns it with the
 // value, 0 meaning Options.TTL and NoExpiration never expire.
 func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
-	return getOrLoad(ctx, c, key, 0, load)
+	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(0), key: key, withTTL: load})
 }
 
-func getOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
+// getOrLoad runs b for its one key.
+func getOrLoad[T any](ctx context.Context, b *batch[T]) (T, error) {
 	var zero T
-	b := &batch[T]{c: c, ttl: c.ttl(ttl), load: func(ctx context.Context, keys []string) (map[string]loaded[T], error) {
-		v, ttl, err := load(ctx)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return map[string]loaded[T]{key: {err: err}}, nil
-			}
-			return nil, err
-		}
-		return map[string]loaded[T]{key: {v: v, ttl: ttl}}, nil
-	}}
-	k, err := c.Key(ctx, key)
+	c := b.c
+	k, err := c.Key(ctx, b.key)
 	if err != nil {
 		if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
 			return zero, err
 		}
 		c.sh.stats.errors.Add(1) // namespace generation unreadable: no cache
-		r := b.direct(ctx, []string{key})[0]
+		r := b.direct(ctx, []string{b.key})[0]
 		return r.v, r.err
 	}
-	r := b.run(ctx, []string{key}, []string{k}, 0)[0]
+	r := b.run(ctx, []string{b.key}, []string{k}, 0)[0]
 	return r.v, r.err
 }
 
@@ -155,6 +144,9 @@ type coordinator interface {
 	// in the same round trip and returns those found. res[i] is ks[i]'s
 	// result; err is an error of the whole call.
 	lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) (res []lookupResult, items map[string]*memclient.Item, err error)
+	// lookupOne is lookup for one key and no extra keys, the hot path;
+	// an error of the call is in the result.
+	lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult
 	// reclaim is called when k holds a value this caller cannot use (one
 	// that does not decode, expired, or was invalidated by a tag) and did
 	// not win (st is what lookup returned). It returns a won result when
@@ -194,11 +186,40 @@ func ctxEnded(ctx context.Context, err error) bool {
 // batch is one get-or-load call: GetOrLoad for one key, GetOrLoadMulti for
 // many. It is used by one goroutine.
 type batch[T any] struct {
-	c     *Cache
-	ttl   time.Duration // resolved: 0 never expires
-	multi bool          // GetOrLoadMulti: counts batch loads, wraps load errors
-	load  func(ctx context.Context, keys []string) (map[string]loaded[T], error)
-	vs    versions // tag versions read by the last lookup
+	c   *Cache
+	ttl time.Duration // resolved: 0 never expires
+	// The loader: for GetOrLoadMulti multi; for one key, key and plain
+	// (GetOrLoad) or withTTL (GetOrLoadTTL).
+	multi   func(ctx context.Context, keys []string) (map[string]loaded[T], error)
+	key     string
+	plain   func(ctx context.Context) (T, error)
+	withTTL func(ctx context.Context) (T, time.Duration, error)
+	vs      versions // tag versions read by the last lookup
+}
+
+// load runs the loader for keys. A key absent from the result is "not
+// found".
+func (b *batch[T]) load(ctx context.Context, keys []string) (map[string]loaded[T], error) {
+	if b.multi != nil {
+		return b.multi(ctx, keys)
+	}
+	var (
+		v   T
+		ttl time.Duration
+		err error
+	)
+	if b.plain != nil {
+		v, err = b.plain(ctx)
+	} else {
+		v, ttl, err = b.withTTL(ctx)
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return map[string]loaded[T]{b.key: {err: err}}, nil // "not found", with the loader's own error
+		}
+		return nil, err
+	}
+	return map[string]loaded[T]{b.key: {v: v, ttl: ttl}}, nil
 }
 
 // job is one key this caller leads the lookup of.
@@ -335,23 +356,21 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 	var waitStart time.Time
 	backoff := pollMin
 	for pending := jobs; len(pending) > 0; {
-		sts, err := b.lookup(ctx, pending)
-		if err != nil {
+		if err := b.lookup(ctx, pending); err != nil {
 			if ctxEnded(ctx, err) {
 				for _, j := range pending {
 					b.finish(j, keyResult[T]{err: err}, outcome{})
 				}
 				break
 			}
-			sts = make([]lookupResult, len(pending))
-			for i := range sts {
-				sts[i].err = err
+			for _, j := range pending {
+				j.st = lookupResult{err: err}
 			}
 		}
 		now := c.sh.now()
 		var retry, reclaims, claims []*job[T]
-		for i, j := range pending {
-			switch b.judge(ctx, j, sts[i], now) {
+		for _, j := range pending {
+			switch b.judge(ctx, j, now) {
 			case actLoad:
 				won = append(won, j)
 			case actWait:
@@ -476,33 +495,42 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 
 // lookup looks the jobs' keys up, with the versions of the view's tags in
 // the same round trip, and then the versions of other tags the values
-// found carry (one more round trip when there are any).
-func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) ([]lookupResult, error) {
+// found carry (one more round trip when there are any). It sets each
+// job's st.
+func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
 	c := b.c
-	ks := make([]string, len(jobs))
-	for i, j := range jobs {
-		ks[i] = j.fk
-	}
-	var tk []string
-	if len(c.tags) > 0 {
-		tk = c.tagKeys(c.tags)
-	}
-	sts, items, err := c.co.lookup(ctx, ks, b.ttl, tk)
-	if err != nil {
-		return nil, err
-	}
 	b.vs = nil
-	if len(c.tags) > 0 {
-		b.vs = make(versions, len(c.tags))
-		b.vs.note(c.tags, tk, items)
+	if len(jobs) == 1 && len(c.tags) == 0 {
+		jobs[0].st = c.co.lookupOne(ctx, jobs[0].fk, b.ttl)
+	} else {
+		ks := make([]string, len(jobs))
+		for i, j := range jobs {
+			ks[i] = j.fk
+		}
+		var tk []string
+		if len(c.tags) > 0 {
+			tk = c.tagKeys(c.tags)
+		}
+		sts, items, err := c.co.lookup(ctx, ks, b.ttl, tk)
+		if err != nil {
+			return err
+		}
+		for i, j := range jobs {
+			j.st = sts[i]
+		}
+		if len(c.tags) > 0 {
+			b.vs = make(versions, len(c.tags))
+			b.vs.note(c.tags, tk, items)
+		}
 	}
 	var tagged []*stored
-	for i := range sts {
-		if sts[i].state != stHit && sts[i].state != stStale {
+	for _, j := range jobs {
+		if j.st.state != stHit && j.st.state != stStale {
 			continue
 		}
-		if s, k := parseStored(sts[i].data, sts[i].flags); k == itemValue && len(s.tags) > 0 {
-			tagged = append(tagged, &s)
+		if s, k := parseStored(j.st.data, j.st.flags); k == itemValue && len(s.tags) > 0 {
+			sc := s
+			tagged = append(tagged, &sc)
 		}
 	}
 	if len(tagged) > 0 {
@@ -511,13 +539,13 @@ func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) ([]lookupResult, 
 		}
 		_ = c.resolveTags(ctx, b.vs, tagged) // a tag it cannot read is absent: the value is a miss
 	}
-	return sts, nil
+	return nil
 }
 
 // judge decides what to do with what the lookup of j's key found.
-func (b *batch[T]) judge(ctx context.Context, j *job[T], st lookupResult, now time.Time) action {
+func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 	c := b.c
-	j.st = st
+	st := &j.st
 	if st.err != nil {
 		if ctxEnded(ctx, st.err) || errors.Is(st.err, memclient.ErrMalformedKey) {
 			b.finish(j, keyResult[T]{err: st.err}, outcome{})
@@ -567,7 +595,10 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], st lookupResult, now ti
 		}
 		return actReclaim
 	}
-	cur := &current[T]{v: v, s: s, cas: st.cas}
+	out := func(src source, failSafe bool) outcome {
+		return outcome{data: s.payload, flags: s.flags, src: src, failSafe: failSafe}
+	}
+	keep := func() *current[T] { return &current[T]{v: v, s: s, cas: st.cas} } // for later: a fallback, a refresh
 	ms := now.UnixMilli()
 	if s.expires != 0 && ms >= s.expires {
 		if s.retryAt != 0 && ms < s.retryAt {
@@ -575,12 +606,12 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], st lookupResult, now ti
 			b.ignoreWin(ctx, j)
 			c.sh.stats.staleServed.Add(1)
 			c.sh.stats.failSafeServed.Add(1)
-			b.finish(j, keyResult[T]{v: v}, cur.outcome(srcStale, true))
+			b.finish(j, keyResult[T]{v: v}, out(srcStale, true))
 			return actDone
 		}
 		if fs := c.opts.FailSafe; fs > 0 && ms < s.expires+fs.Milliseconds() {
-			cur.expired = true
-			j.cur = cur
+			j.cur = keep()
+			j.cur.expired = true
 		}
 		switch {
 		case st.won:
@@ -600,27 +631,28 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], st lookupResult, now ti
 			c.sh.stats.misses.Add(1)
 			j.mode, j.cas = st.mode, st.cas
 			if c.opts.FailSafe > 0 {
-				j.cur = cur
+				j.cur = keep()
 			}
-			b.publish(j, cur.outcome(srcStale, false), nil)
+			b.publish(j, out(srcStale, false), nil)
 			j.res.v = v // until the reload says otherwise
 			return actLoad
 		}
 		c.sh.stats.staleServed.Add(1)
-		b.finish(j, keyResult[T]{v: v}, cur.outcome(srcStale, false))
+		b.finish(j, keyResult[T]{v: v}, out(srcStale, false))
 		return actDone
 	}
 	c.sh.stats.hits.Add(1)
-	j.cur = cur
 	if st.won {
+		j.cur = keep()
 		j.mode, j.cas = st.mode, st.cas
 		b.refreshing(j)
 		return actLoad
 	}
 	if b.xfetch(&s, now) {
+		j.cur = keep()
 		return actClaim
 	}
-	b.finish(j, keyResult[T]{v: v}, cur.outcome(srcCache, false))
+	b.finish(j, keyResult[T]{v: v}, out(srcCache, false))
 	return actDone
 }
 
@@ -800,7 +832,7 @@ func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion
 		keys[i] = j.key
 	}
 	c.sh.stats.loads.Add(n)
-	if b.multi {
+	if b.multi != nil {
 		c.sh.stats.batchLoads.Add(1)
 		c.sh.stats.batchKeys.Add(n)
 	}
@@ -824,7 +856,7 @@ func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion
 	}
 	if err != nil {
 		c.sh.stats.loadErrors.Add(n)
-		if b.multi {
+		if b.multi != nil {
 			err = fmt.Errorf("objcache: loading %d key(s): %w", len(keys), err)
 		}
 		for i, j := range jobs {
@@ -970,7 +1002,7 @@ func (b *batch[T]) direct(ctx context.Context, keys []string) []keyResult[T] {
 	c := b.c
 	n := uint64(len(keys))
 	c.sh.stats.loads.Add(n)
-	if b.multi {
+	if b.multi != nil {
 		c.sh.stats.batchLoads.Add(1)
 		c.sh.stats.batchKeys.Add(n)
 	}
@@ -989,7 +1021,7 @@ func (b *batch[T]) direct(ctx context.Context, keys []string) []keyResult[T] {
 	for i, k := range keys {
 		switch l, ok := m[k]; {
 		case err != nil:
-			if b.multi {
+			if b.multi != nil {
 				res[i].err = fmt.Errorf("objcache: loading %d key(s): %w", len(keys), err)
 			} else {
 				res[i].err = err

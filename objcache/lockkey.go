@@ -31,6 +31,14 @@ func lockKey(k string) string { return fitKey(k + ":lock") }
 // refresh window.
 func freshKey(k string) string { return fitKey(k + ":fresh") }
 
+func (l *lockKeys) lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult {
+	res, _, err := l.lookup(ctx, []string{k}, ttl, nil)
+	if err != nil {
+		return lookupResult{err: err}
+	}
+	return res[0]
+}
+
 func (l *lockKeys) lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) ([]lookupResult, map[string]*memclient.Item, error) {
 	withFresh := l.earlyRefresh > 0 && ttl > l.earlyRefresh
 	items, errs, err := l.get(ctx, ks, withFresh, extra)

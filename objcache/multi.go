@@ -50,7 +50,7 @@ func GetOrLoadMulti[T any](ctx context.Context, c *Cache, keys []string, ttl tim
 	if len(uniq) == 0 {
 		return out, nil
 	}
-	b := &batch[T]{c: c, ttl: c.ttl(ttl), multi: true, load: func(ctx context.Context, keys []string) (map[string]loaded[T], error) {
+	b := &batch[T]{c: c, ttl: c.ttl(ttl), multi: func(ctx context.Context, keys []string) (map[string]loaded[T], error) {
 		m, err := load(ctx, keys)
 		if err != nil {
 			return nil, err

@@ -21,7 +21,9 @@ type group struct {
 }
 
 type call struct {
-	done    chan struct{} // closed when res and err are set
+	// done is made by the first waiter (a run nobody waits for costs no
+	// channel) and closed by end; guarded by group.mu.
+	done    chan struct{}
 	res     outcome
 	err     error
 	waiters int // callers waiting for this run; guarded by group.mu
@@ -34,26 +36,33 @@ func (g *group) begin(key string) (run *call, leader bool) {
 	defer g.mu.Unlock()
 	if run, ok := g.m[key]; ok {
 		run.waiters++
+		if run.done == nil {
+			run.done = make(chan struct{})
+		}
 		return run, false
 	}
 	if g.m == nil {
 		g.m = make(map[string]*call)
 	}
-	run = &call{done: make(chan struct{})}
+	run = &call{}
 	g.m[key] = run
 	return run, true
 }
 
 // end publishes the outcome of a run begun as leader and releases its
-// waiters.
+// waiters. Waiters join only while the run is in g.m, so once end removed
+// it, done can no longer be made.
 func (g *group) end(key string, run *call, res outcome, err error) {
 	run.res, run.err = res, err
 	g.mu.Lock()
 	if g.m[key] == run {
 		delete(g.m, key)
 	}
+	done := run.done
 	g.mu.Unlock()
-	close(run.done)
+	if done != nil {
+		close(done)
+	}
 }
 
 // wait returns the outcome of a run joined with begin, or ctx's error if
