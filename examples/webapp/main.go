@@ -14,6 +14,7 @@
 //	GET  /                  catalogue (HTML, cached whole)
 //	GET  /products/{id}     product page (HTML)
 //	GET  /api/products/{id} product (JSON), X-Cache: hit|miss
+//	POST /admin/products/{id} JSON edit of a product (loopback only): invalidates it everywhere
 //	POST /login             form user: sign in, renewing the session ID
 //	POST /logout            end the session
 //	GET  /api/me            {"user": ..., "visits": N}
