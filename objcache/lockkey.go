@@ -53,7 +53,7 @@ func (l *lockKeys) lookup(ctx context.Context, ks []string, ttl time.Duration, e
 			continue
 		}
 		it := items[k]
-		if it != nil && (!withFresh || items[freshKey(k)] != nil) {
+		if it != nil && (!withFresh || items[freshKey(k)] != nil || notFound(it)) {
 			res[i] = lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}
 			continue
 		}
@@ -127,6 +127,13 @@ func (l *lockKeys) lookup(ctx context.Context, ks []string, ttl time.Duration, e
 		}
 	}
 	return res, items, nil
+}
+
+// notFound reports whether it is a cached "not found", which is never
+// refreshed early: it has no fresh key, and needs no lock.
+func notFound(it *memclient.Item) bool {
+	s, k := parseStored(it.Value, it.Flags)
+	return k == itemValue && s.kind == kindNotFound
 }
 
 // get reads ks, with EarlyRefresh their fresh keys, and extra, in one
