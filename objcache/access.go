@@ -90,7 +90,7 @@ func (c *Cache) readWithTags(ctx context.Context, ks []string) (map[string]*memc
 	all := ks
 	var tk []string
 	if len(c.tags) > 0 {
-		tk = c.tagKeys(c.tags)
+		tk = c.viewTagKeys
 		all = append(append(make([]string, 0, len(ks)+len(tk)), ks...), tk...)
 		vs = make(versions, len(c.tags))
 	}

@@ -242,7 +242,9 @@ type Options struct {
 	// caller waits for its load. Callers waiting for another process's
 	// reload of a FailSafe value get the value after LoadTimeout too. A
 	// GetOrLoadMulti batch is soft only when every key in it has a value
-	// to fall back on. 0 means off.
+	// to fall back on. A background load runs with the caller's ctx
+	// values but not its cancellation; a loader that panics after its
+	// caller left is counted in Stats.LoadErrors. 0 means off.
 	LoadTimeout time.Duration
 	// EarlyRefreshBeta, when positive, turns on probabilistic early
 	// refresh (XFetch, Vattani et al., VLDB 2015): how long a value took
@@ -269,7 +271,9 @@ type Cache struct {
 	co     coordinator // leases or lock keys, by the client's protocol
 	ns     *namespace  // nil for the root cache
 	tags   []string    // WithTags: sorted, without duplicates
-	sh     *shared
+	// viewTagKeys are the version keys of tags.
+	viewTagKeys []string
+	sh          *shared
 }
 
 // shared is the state common to a Cache and its views.

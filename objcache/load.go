@@ -509,7 +509,7 @@ func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
 		}
 		var tk []string
 		if len(c.tags) > 0 {
-			tk = c.tagKeys(c.tags)
+			tk = c.viewTagKeys
 		}
 		sts, items, err := c.co.lookup(ctx, ks, b.ttl, tk)
 		if err != nil {
@@ -546,6 +546,7 @@ func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
 func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 	c := b.c
 	st := &j.st
+	j.cur = nil // what an earlier lookup found is gone
 	if st.err != nil {
 		if ctxEnded(ctx, st.err) || errors.Is(st.err, memclient.ErrMalformedKey) {
 			b.finish(j, keyResult[T]{err: st.err}, outcome{})
@@ -764,7 +765,11 @@ func (b *batch[T]) loadJobs(ctx context.Context, jobs []*job[T]) {
 }
 
 // loadSoft runs the load in the background and waits for it up to
-// LoadTimeout. It returns false when no background slot is free.
+// LoadTimeout (or the end of ctx). It returns false when no background
+// slot is free. A loader panic is raised again in the caller's goroutine
+// when the caller still waits; after it left, the panic is only counted
+// (LoadErrors), as there is no goroutine of the caller's to raise it in.
+
 func (b *batch[T]) loadSoft(ctx context.Context, jobs []*job[T], tags []tagVersion) bool {
 	c := b.c
 	type result struct {
@@ -802,6 +807,7 @@ func (b *batch[T]) loadSoft(ctx context.Context, jobs []*job[T], tags []tagVersi
 			b.fallBack(j)
 		}
 	case <-ctx.Done():
+		c.sh.stats.backgroundLoads.Add(uint64(len(jobs)))
 		for _, j := range jobs {
 			b.finish(j, keyResult[T]{err: ctx.Err()}, outcome{})
 		}

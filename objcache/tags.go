@@ -43,6 +43,7 @@ func (c *Cache) WithTags(tags ...string) *Cache {
 	all = append(all, tags...)
 	slices.Sort(all)
 	nc.tags = slices.Compact(all)
+	nc.viewTagKeys = nc.tagKeys(nc.tags)
 	return &nc
 }
 
