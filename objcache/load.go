@@ -962,6 +962,10 @@ func (b *batch[T]) failed(ctx context.Context, j *job[T], err error) settled[T] 
 	// served: delete it, so that the next caller loads instead of
 	// waiting for a reload that nobody runs.
 	b.abandon(ctx, j, j.mode == storeRecache)
+	if j.st.err != nil {
+		// memcached failed for this key first: the error says both.
+		err = errors.Join(err, j.st.err)
+	}
 	return settled[T]{r: keyResult[T]{err: err}}
 }
 

@@ -29,8 +29,11 @@ import (
 //     the returned memclient.MultiError, keyed by the caller's keys, with
 //     the load error wrapped (errors.Is finds it). The other keys are in
 //     the result.
-//   - When memcached fails for some keys, they are loaded as if missing
-//     (and not stored; counted in Stats.Errors), as GetOrLoad does.
+//   - When memcached fails for some keys (a server down), they are loaded
+//     as if missing (and not stored; counted in Stats.Errors), as
+//     GetOrLoad does: a page still shows. If that load fails too, their
+//     error joins the load error and memcached's (errors.Is finds
+//     memclient.ErrServerUnavailable, or the network error).
 //
 // The result holds every key found or loaded; the error is nil or a
 // memclient.MultiError naming the keys that failed (a malformed key, a

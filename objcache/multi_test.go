@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"strings"
@@ -205,6 +206,22 @@ func TestGetOrLoadMultiServerDown(t *testing.T) {
 			assert.NotEmpty(t, calls[1], "the dead server's keys were loaded")
 			assert.Less(t, len(calls[1]), len(keys), "the live server's keys were served")
 			assert.Equal(t, uint64(len(calls[1])), c.Stats().Errors)
+
+			// When their load fails too, those keys fail, and the error
+			// tells both causes.
+			r.err = errDBDown
+			got, err = objcache.GetOrLoadMulti(ctx, c, keys, time.Minute, r.load)
+			var me memclient.MultiError
+			require.ErrorAs(t, err, &me)
+			assert.Len(t, me, len(calls[1]), "the dead server's keys")
+			assert.Len(t, got, len(keys)-len(calls[1]), "the others are served")
+			require.ErrorIs(t, err, errDBDown)
+			for k, e := range me {
+				assert.Contains(t, keys, k, "keyed by the caller's keys")
+				var dial *net.OpError // refused, until the client marks the server down
+				assert.True(t, errors.As(e, &dial) || errors.Is(e, memclient.ErrServerUnavailable),
+					"the memcached error is there too: %v", e)
+			}
 		})
 	}
 }
