@@ -2,6 +2,7 @@ package objcache_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -73,6 +74,48 @@ func BenchmarkArgsKey(b *testing.B) {
 	for b.Loop() {
 		if _, err := objcache.ArgsKey("products.search", filter{"lighting", 20}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGetOrLoadTaggedHit(b *testing.B) {
+	c := benchCache(b).WithTags("products")
+	ctx := context.Background()
+	load := func(context.Context) (product, error) { return product{ID: 1, Name: "chair"}, nil }
+	if _, err := objcache.GetOrLoad(ctx, c, "p", time.Hour, load); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := objcache.GetOrLoad(ctx, c, "p", time.Hour, load); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGetOrLoadMultiHit reads a warm page of 50 products.
+func BenchmarkGetOrLoadMultiHit(b *testing.B) {
+	c := benchCache(b)
+	ctx := context.Background()
+	keys := make([]string, 50)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("p%d", i)
+	}
+	load := func(_ context.Context, missing []string) (map[string]product, error) {
+		out := make(map[string]product, len(missing))
+		for i, k := range missing {
+			out[k] = product{ID: i, Name: "chair"}
+		}
+		return out, nil
+	}
+	if _, err := objcache.GetOrLoadMulti(ctx, c, keys, time.Hour, load); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := objcache.GetOrLoadMulti(ctx, c, keys, time.Hour, load)
+		if err != nil || len(got) != len(keys) {
+			b.Fatal(err, len(got))
 		}
 	}
 }

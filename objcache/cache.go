@@ -1,7 +1,8 @@
 // Package objcache is a typed object cache on memcached: Get/Set of Go
-// values, get-or-load with stampede protection across processes, memoized
-// functions, gets/cas read-modify-write and namespaces that are invalidated
-// in O(1).
+// values, get-or-load of one key or many with stampede protection across
+// processes, memoized functions, fail-safe serving when the source of
+// truth fails, gets/cas read-modify-write, and namespaces and tags that
+// are invalidated in O(1).
 //
 // Values are encoded by a serializer.Serializer, so what one process stores
 // another reads without configuration. A cached value that no longer
@@ -9,13 +10,22 @@
 // between deploys) is a miss: it is counted in Stats.DecodeErrors and
 // reloaded, never returned as garbage.
 //
-// GetOrLoad (and the Memoize functions, built on it) runs the loader once
-// per key across every process that shares the cluster: within a process
-// through a singleflight, across processes through memcached leases (the
-// meta protocol's mg with the N and R flags, lease.go) or, on the text
-// protocol, an Add-based lock key (lockkey.go); New picks one from the
-// client's protocol. Callers that lose wait a bounded time
-// (Options.LeaseWait) for the winner's value, then load themselves.
+// GetOrLoad, GetOrLoadMulti (and the Memoize functions, built on them)
+// run the loader once per key across every process that shares the
+// cluster: within a process through a singleflight, across processes
+// through memcached leases (the meta protocol's mg with the N and R
+// flags, lease.go) or, on the text protocol, an Add-based lock key
+// (lockkey.go); New picks one from the client's protocol. Callers that
+// lose wait a bounded time (Options.LeaseWait) for the winner's value,
+// then load themselves. GetOrLoadMulti reads all its keys in one
+// pipelined round trip and loads all those it won with one call.
+//
+// Around that: stale-while-revalidate, in a fixed window
+// (Options.EarlyRefresh) or probabilistically, with no coordination
+// (Options.EarlyRefreshBeta, XFetch); stale serving after Invalidate;
+// negative caching (Options.NegativeTTL); serving a value past its expiry
+// when its reload fails (Options.FailSafe), and when it is slow
+// (Options.LoadTimeout, the load going on in the background until Close).
 //
 // # Time to live
 //
@@ -28,35 +38,56 @@
 //
 // # Stored format
 //
-// A cached value is a serializer value: its bytes and item flags, whose
-// codec, compressor and format version the flags name (see the serializer
-// package). Besides values, objcache stores a few markers: a cached "not
-// found" (NegativeTTL) is flags 0 and the bytes "\x00objcache:not-found\x00";
-// a lease placeholder is an empty value with flags 0, which reads as a miss;
-// on the text protocol a lock is "<key>:lock" holding "1" and the refresh
-// window marker is "<key>:fresh" holding "1"; a namespace's generation
-// lives under "<prefix><name>@gen" as a decimal number, and its keys are
-// "<prefix><name>@<generation in base 36>:<key>". Memoized results live
-// under ArgsKey's encoding of the arguments. A later release that stores a
-// new layout marks it with a format version or codec this release does not
-// know, so that such a value reads here as a miss, never as garbage; values
-// stored by this release keep reading in later ones (testdata/stored holds
-// fixtures of what each release wrote, read by TestStoredItems).
+// A cached value is either a plain serializer value (its bytes and item
+// flags, whose codec, compressor and format version the flags name, see
+// the serializer package) or an envelope: item flags 0x3f00 (codec ID 63,
+// which the serializer reserves for memkit and refuses to decode) and
+// bytes made of a version byte (1), a header (what the value is, its
+// payload's serializer flags, its expiry, how long it stays in service
+// after a failed reload, how long its load took, and the tags it carries
+// with their versions; format.go has the layout) and the serializer's
+// bytes. Loaders always write an envelope; Set, Add, SetMulti and Update
+// write one only when the value carries tags, has a FailSafe expiry, or
+// is empty, so that python-memcached keeps reading the rest. An envelope
+// is never empty, so an empty value with flags 0 is always a lease
+// placeholder, which reads as a miss.
+//
+// Besides values, objcache stores a few markers: a cached "not found"
+// (NegativeTTL) is an envelope of that kind (before the envelope, flags 0
+// and the bytes "\x00objcache:not-found\x00", still read); on the text
+// protocol a lock is "<key>:lock" holding "1" and the refresh window
+// marker is "<key>:fresh" holding "1"; a namespace's generation lives
+// under "<prefix><name>@gen" and a tag's version under
+// "<Options.Prefix>@tag:<tag>", as decimal numbers, and a namespace's keys
+// are "<prefix><name>@<generation in base 36>:<key>". Memoized results
+// live under ArgsKey's encoding of the arguments.
+//
+// A later release that stores a new layout marks it with a format
+// version, codec or envelope version this release does not know, so that
+// such a value reads here as a miss, never as garbage (an envelope
+// header may also grow fields this release skips); values stored by this
+// release keep reading in later ones (testdata/stored holds fixtures of
+// what each release wrote, read by TestStoredItems). Values stored before
+// the envelope read as they always did; an objcache from before it reads
+// an envelope as a miss.
 //
 // The pieces:
 //
 //   - New, Get, Set, Add, Delete, GetMulti, SetMulti, DeleteMulti: typed
 //     access under a key prefix (python-memcached's key_prefix).
-//   - GetOrLoad, GetOrLoadTTL: get-or-load with stampede protection,
-//     stale-while-revalidate (Options.EarlyRefresh), stale serving after
-//     Invalidate and negative caching (Options.NegativeTTL).
-//   - Memoize0 to Memoize3: functions whose results are cached under a
-//     stable encoding of their arguments (ArgsKey).
+//   - GetOrLoad, GetOrLoadTTL, GetOrLoadMulti: get-or-load with stampede
+//     protection, for one key or many at once.
+//   - Memoize0 to Memoize3, MemoizeMulti: functions whose results are
+//     cached under a stable encoding of their arguments (ArgsKey).
 //   - Update: gets/cas read-modify-write with bounded, jittered retries.
 //   - Namespace, InvalidateNamespace: groups of keys dropped in O(1) by
 //     bumping a generation number.
-//   - Stats: hits, misses, loads, load errors, stale served, lease waits,
-//     decode errors and more, as a value.
+//   - WithTags, InvalidateTags: values that carry tags, dropped wherever
+//     they are cached by bumping a tag's version, O(1) per tag (tags.go).
+//   - Close: stops the loads that LoadTimeout left in the background.
+//   - Stats: hits, misses, loads, load errors, not-founds, stale and
+//     fail-safe values served, batch loads and their keys, background
+//     loads, lease waits, decode errors and more, as a value.
 package objcache
 
 import (
@@ -65,6 +96,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -89,6 +122,12 @@ const (
 	// DefaultUpdateRetries is how many times Update retries after losing a
 	// compare-and-swap.
 	DefaultUpdateRetries = 20
+	// DefaultFailSafeBackoff is how long a value served by FailSafe after
+	// a failed reload stays in service before the next load attempt.
+	DefaultFailSafeBackoff = 10 * time.Second
+	// MaxBackgroundLoads is how many loads per Cache may go on in the
+	// background after LoadTimeout.
+	MaxBackgroundLoads = 8
 	// MaxKeyLen is memcached's key length limit. Longer keys are shortened
 	// by hashing (see Cache.Key).
 	MaxKeyLen = 250
@@ -176,27 +215,77 @@ type Options struct {
 	// UpdateRetries is how many times Update retries after a lost
 	// compare-and-swap. 0 means DefaultUpdateRetries.
 	UpdateRetries int
+
+	// FailSafe, when positive, keeps values usable for this long past
+	// their expiry, as a fallback: when the reload of an expired value
+	// fails or times out (LoadTimeout) and the value expired less than
+	// FailSafe ago, the loaders serve it instead of the error (counted in
+	// Stats.StaleServed and Stats.FailSafeServed) and keep it in service
+	// for FailSafeBackoff before the next load attempt, so that a dead
+	// database is not hammered. Values are stored with FailSafe more
+	// memcached TTL than their own; their expiry travels in the stored
+	// header, and Get treats them as expired on time. With FailSafe, the
+	// reloader of a value marked by Invalidate also falls back to it. 0
+	// means off.
+	FailSafe time.Duration
+	// FailSafeBackoff is how long a value served by FailSafe after a
+	// failed reload stays in service, in every process, before the next
+	// load attempt. 0 means DefaultFailSafeBackoff.
+	FailSafeBackoff time.Duration
+	// LoadTimeout, when positive, is a soft timeout: when a reload that
+	// has a value to fall back on (a FailSafe value, with FailSafe an
+	// invalidated one, or the current value of an early refresh) takes
+	// longer than this, the caller gets that value and the load goes on
+	// in the background, its result stored when it finishes. At most
+	// MaxBackgroundLoads loads per Cache go on in the background, each
+	// bounded by LeaseTTL and stopped by Close; when all are taken the
+	// caller waits for its load. Callers waiting for another process's
+	// reload of a FailSafe value get the value after LoadTimeout too. A
+	// GetOrLoadMulti batch is soft only when every key in it has a value
+	// to fall back on. A background load runs with the caller's ctx
+	// values but not its cancellation; a loader that panics after its
+	// caller left is counted in Stats.LoadErrors. 0 means off.
+	LoadTimeout time.Duration
+	// EarlyRefreshBeta, when positive, turns on probabilistic early
+	// refresh (XFetch, Vattani et al., VLDB 2015): how long a value took
+	// to load is stored with it, and a GetOrLoad hit at time now reloads
+	// it early when now - loadTime*EarlyRefreshBeta*ln(rand) >= expiry,
+	// rand uniform in (0, 1]: rarely while the value is young, more often
+	// as its expiry nears, sooner for values that are slow to load. 1 is
+	// the paper's optimum, larger values refresh earlier. The refresh
+	// runs under the lease, so one caller in the cluster runs it while
+	// the others keep getting the current value. It complements
+	// EarlyRefresh's fixed window and needs no coordination. 0 means off.
+	EarlyRefreshBeta float64
 }
 
 // Cache is a typed object cache over a memclient.Client. It is safe for
-// concurrent use by multiple goroutines. A Cache holds no goroutines and
-// needs no Close; closing the client is the caller's business.
+// concurrent use by multiple goroutines. Its views (Namespace, WithTags)
+// share its state. Only loads that go on in the background after
+// LoadTimeout run goroutines of their own; Close stops them. Closing the
+// client is the caller's business.
 type Cache struct {
 	client *memclient.Client
 	ser    *serializer.Serializer
 	opts   Options
 	co     coordinator // leases or lock keys, by the client's protocol
 	ns     *namespace  // nil for the root cache
-	sh     *shared
+	tags   []string    // WithTags: sorted, without duplicates
+	// viewTagKeys are the version keys of tags.
+	viewTagKeys []string
+	sh          *shared
 }
 
-// shared is the state common to a Cache and its namespaces.
+// shared is the state common to a Cache and its views.
 type shared struct {
 	stats  counters
 	flight group
-	// now and sleep are seams for tests.
+	bg     background
+	// now, sleep and rand (XFetch's uniform draw in (0, 1]) are seams for
+	// tests.
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
+	rand  func() float64
 }
 
 // New returns a Cache storing through client. It chooses, once, how
@@ -211,10 +300,14 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 	for name, d := range map[string]time.Duration{
 		"EarlyRefresh": opts.EarlyRefresh, "LeaseTTL": opts.LeaseTTL, "LeaseWait": opts.LeaseWait,
 		"StaleTTL": opts.StaleTTL, "NegativeTTL": opts.NegativeTTL, "NamespaceTTL": opts.NamespaceTTL,
+		"FailSafe": opts.FailSafe, "FailSafeBackoff": opts.FailSafeBackoff, "LoadTimeout": opts.LoadTimeout,
 	} {
 		if d < 0 {
 			return nil, fmt.Errorf("objcache: negative %s %v", name, d)
 		}
+	}
+	if !(opts.EarlyRefreshBeta >= 0) || math.IsInf(opts.EarlyRefreshBeta, 0) {
+		return nil, fmt.Errorf("objcache: EarlyRefreshBeta %v is not a finite number >= 0", opts.EarlyRefreshBeta)
 	}
 	if opts.UpdateRetries < 0 {
 		return nil, fmt.Errorf("objcache: negative UpdateRetries %d", opts.UpdateRetries)
@@ -237,6 +330,9 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 	if opts.UpdateRetries == 0 {
 		opts.UpdateRetries = DefaultUpdateRetries
 	}
+	if opts.FailSafeBackoff == 0 {
+		opts.FailSafeBackoff = DefaultFailSafeBackoff
+	}
 	ser := opts.Serializer
 	if ser == nil {
 		ser = &serializer.Serializer{}
@@ -244,7 +340,8 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 	var co coordinator
 	switch p := client.Protocol(); p {
 	case memclient.ProtocolMeta:
-		co = &leases{client: client, leaseTTL: opts.LeaseTTL, staleTTL: opts.StaleTTL, earlyRefresh: opts.EarlyRefresh}
+		co = &leases{client: client, leaseTTL: opts.LeaseTTL, staleTTL: opts.StaleTTL,
+			earlyRefresh: opts.EarlyRefresh, failSafe: opts.FailSafe}
 	case memclient.ProtocolText:
 		co = &lockKeys{client: client, leaseTTL: opts.LeaseTTL, earlyRefresh: opts.EarlyRefresh}
 	default:
@@ -255,9 +352,22 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 		ser:    ser,
 		opts:   opts,
 		co:     co,
-		sh:     &shared{now: time.Now, sleep: sleepCtx},
+		sh:     &shared{now: time.Now, sleep: sleepCtx, rand: randUnit},
 	}, nil
 }
+
+// Close stops the loads that go on in the background (LoadTimeout) of c
+// and of every view of it, cancelling their ctx, and waits for them to
+// return. Later soft timeouts do not start new ones: their callers wait
+// for their loads. Everything else keeps working. It does not close the
+// client. It returns nil; calling it again does nothing.
+func (c *Cache) Close() error {
+	c.sh.bg.close()
+	return nil
+}
+
+// randUnit returns a uniform draw in (0, 1].
+func randUnit() float64 { return 1 - rand.Float64() }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -316,24 +426,32 @@ func fitKey(k string) string {
 	return k[:keep] + "#" + hex.EncodeToString(sum[:])
 }
 
-// Stats are the cache's counters since New, summed over its namespaces.
+// Stats are the cache's counters since New, summed over its views
+// (namespaces, tags). Counts are of keys: a GetOrLoadMulti of 50 keys
+// adds 50 to Hits, Misses, Loads... as 50 GetOrLoad calls would.
 type Stats struct {
-	Hits         uint64 // values served from memcached (fresh)
-	Misses       uint64 // lookups that found no usable value
-	Loads        uint64 // loader runs
-	LoadErrors   uint64 // loader runs that failed (or panicked)
-	StaleServed  uint64 // invalidated values served while another caller refreshed them
-	LeaseWaits   uint64 // GetOrLoad calls that waited for another loader
-	DecodeErrors uint64 // cached values that did not decode (treated as misses)
-	Coalesced    uint64 // GetOrLoad calls that shared another goroutine's lookup
-	Refreshes    uint64 // early refreshes run (EarlyRefresh)
-	NegativeHits uint64 // cached ErrNotFound answers served
-	Errors       uint64 // memcached errors that GetOrLoad or Memoize worked around
+	Hits            uint64 // values served from memcached (fresh)
+	Misses          uint64 // lookups that found no usable value
+	Loads           uint64 // values loaded: loader runs, and keys asked of batch loaders
+	LoadErrors      uint64 // loads that failed (or panicked); a "not found" is not one
+	NotFound        uint64 // loads that answered ErrNotFound, or keys a batch loader did not return
+	StaleServed     uint64 // out-of-date values served: invalidated ones while another caller reloads, and FailSafeServed
+	FailSafeServed  uint64 // values served past their expiry (or invalidated) because their reload failed or timed out
+	LeaseWaits      uint64 // lookups that waited for another caller's load
+	DecodeErrors    uint64 // cached values that did not decode (treated as misses)
+	Coalesced       uint64 // lookups that shared another goroutine's lookup
+	Refreshes       uint64 // early refreshes run (EarlyRefresh, EarlyRefreshBeta)
+	NegativeHits    uint64 // cached ErrNotFound answers served
+	Errors          uint64 // memcached errors that the loaders worked around
+	BatchLoads      uint64 // calls of a GetOrLoadMulti (or MemoizeMulti) loader
+	BatchKeys       uint64 // keys asked of those calls: BatchKeys/BatchLoads is the mean batch
+	BackgroundLoads uint64 // loads that went on in the background after LoadTimeout
 }
 
 type counters struct {
-	hits, misses, loads, loadErrors, staleServed, leaseWaits,
-	decodeErrors, coalesced, refreshes, negativeHits, errors atomic.Uint64
+	hits, misses, loads, loadErrors, notFound, staleServed, failSafeServed, leaseWaits,
+	decodeErrors, coalesced, refreshes, negativeHits, errors,
+	batchLoads, batchKeys, backgroundLoads atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -341,232 +459,14 @@ func (c *Cache) Stats() Stats {
 	s := &c.sh.stats
 	return Stats{
 		Hits: s.hits.Load(), Misses: s.misses.Load(), Loads: s.loads.Load(),
-		LoadErrors: s.loadErrors.Load(), StaleServed: s.staleServed.Load(),
+		LoadErrors: s.loadErrors.Load(), NotFound: s.notFound.Load(),
+		StaleServed: s.staleServed.Load(), FailSafeServed: s.failSafeServed.Load(),
 		LeaseWaits: s.leaseWaits.Load(), DecodeErrors: s.decodeErrors.Load(),
 		Coalesced: s.coalesced.Load(), Refreshes: s.refreshes.Load(),
 		NegativeHits: s.negativeHits.Load(), Errors: s.errors.Load(),
+		BatchLoads: s.batchLoads.Load(), BatchKeys: s.batchKeys.Load(),
+		BackgroundLoads: s.backgroundLoads.Load(),
 	}
-}
-
-// negativeValue marks a cached ErrNotFound. Flags 0 and a NUL-framed body
-// no codec of ours produces.
-var negativeValue = []byte("\x00objcache:not-found\x00")
-
-func isNegative(data []byte, flags uint32) bool {
-	return flags == 0 && string(data) == string(negativeValue)
-}
-
-// isPlaceholder reports whether an item is a lease placeholder: empty,
-// flags 0. An empty []byte stored by Set looks the same, and reads as a
-// miss too.
-func isPlaceholder(data []byte, flags uint32) bool { return len(data) == 0 && flags == 0 }
-
-// decode decodes a cached item into a new T; errors count as decode errors.
-func decode[T any](c *Cache, data []byte, flags uint32) (T, bool) {
-	var v T
-	if isNegative(data, flags) || isPlaceholder(data, flags) {
-		return v, false
-	}
-	if err := c.ser.Unmarshal(data, flags, &v); err != nil {
-		c.sh.stats.decodeErrors.Add(1)
-		var zero T
-		return zero, false
-	}
-	return v, true
-}
-
-// Get returns the value stored under key, decoded into a T. It returns
-// ErrCacheMiss when there is none, when it does not decode into a T, and
-// for a key a loader is loading (its lease placeholder; an empty []byte
-// stored by Set cannot be told from one and reads as a miss too).
-func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
-	var zero T
-	k, err := c.Key(ctx, key)
-	if err != nil {
-		return zero, err
-	}
-	it, err := c.client.Get(ctx, k)
-	if err != nil {
-		if errors.Is(err, memclient.ErrCacheMiss) {
-			c.sh.stats.misses.Add(1)
-			return zero, ErrCacheMiss
-		}
-		return zero, err
-	}
-	v, ok := decode[T](c, it.Value, it.Flags)
-	if !ok {
-		c.sh.stats.misses.Add(1)
-		return zero, ErrCacheMiss
-	}
-	c.sh.stats.hits.Add(1)
-	return v, nil
-}
-
-func (c *Cache) item(ctx context.Context, key string, v any, ttl time.Duration) (*memclient.Item, error) {
-	k, err := c.Key(ctx, key)
-	if err != nil {
-		return nil, err
-	}
-	data, flags, err := c.ser.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("objcache: encoding %q: %w", key, err)
-	}
-	return &memclient.Item{Key: k, Value: data, Flags: flags, TTL: c.ttl(ttl)}, nil
-}
-
-// Set stores v under key for ttl (0 means Options.TTL, negative never
-// expires).
-func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) error {
-	it, err := c.item(ctx, key, v, ttl)
-	if err != nil {
-		return err
-	}
-	return c.client.Set(ctx, it)
-}
-
-// Add stores v under key only if key holds nothing; otherwise it returns
-// ErrNotStored.
-func (c *Cache) Add(ctx context.Context, key string, v any, ttl time.Duration) error {
-	it, err := c.item(ctx, key, v, ttl)
-	if err != nil {
-		return err
-	}
-	err = c.client.Add(ctx, it)
-	if errors.Is(err, memclient.ErrNotStored) {
-		return ErrNotStored
-	}
-	return err
-}
-
-// Delete removes key's value. Deleting a missing key is not an error.
-func (c *Cache) Delete(ctx context.Context, key string) error {
-	k, err := c.Key(ctx, key)
-	if err != nil {
-		return err
-	}
-	err = c.client.Delete(ctx, k)
-	if errors.Is(err, memclient.ErrCacheMiss) {
-		return nil
-	}
-	return err
-}
-
-// Invalidate marks key's value stale without deleting it: GetOrLoad
-// callers keep being served the old value (counted in Stats.StaleServed)
-// for up to Options.StaleTTL while exactly one of them reloads it. On the
-// text protocol, which has no stale items, it deletes the value. A missing
-// key is not an error.
-func (c *Cache) Invalidate(ctx context.Context, key string) error {
-	k, err := c.Key(ctx, key)
-	if err != nil {
-		return err
-	}
-	return c.co.invalidate(ctx, k)
-}
-
-// GetMulti returns the values stored under keyPrefix+key for each of keys
-// that has one decoding into a T, by key without keyPrefix
-// (python-memcached's get_multi with key_prefix). Missing and undecodable
-// keys are absent from the map. When some servers fail it returns what the
-// others had and a memclient.MultiError naming the failed keys (without
-// keyPrefix).
-func GetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, keys []string) (map[string]T, error) {
-	p, err := c.prefix(ctx)
-	if err != nil {
-		return nil, err
-	}
-	full := make([]string, 0, len(keys))
-	orig := make(map[string]string, len(keys))
-	for _, k := range keys {
-		fk, err := c.fullKey(p, keyPrefix+k)
-		if err != nil {
-			return nil, fmt.Errorf("objcache: key %q: %w", k, err)
-		}
-		if _, dup := orig[fk]; dup {
-			continue
-		}
-		orig[fk] = k
-		full = append(full, fk)
-	}
-	items, err := c.client.GetMulti(ctx, full)
-	out := make(map[string]T, len(items))
-	for fk, it := range items {
-		k, ok := orig[fk]
-		if !ok {
-			continue
-		}
-		if v, ok := decode[T](c, it.Value, it.Flags); ok {
-			out[k] = v
-		}
-	}
-	c.sh.stats.hits.Add(uint64(len(out)))
-	c.sh.stats.misses.Add(uint64(len(orig) - len(out)))
-	return out, unprefixErr(err, orig)
-}
-
-// SetMulti stores each value under keyPrefix+key for ttl
-// (python-memcached's set_multi with key_prefix). When some keys fail it
-// returns a memclient.MultiError naming them without keyPrefix; the others
-// are stored.
-func SetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, values map[string]T, ttl time.Duration) error {
-	p, err := c.prefix(ctx)
-	if err != nil {
-		return err
-	}
-	items := make([]*memclient.Item, 0, len(values))
-	orig := make(map[string]string, len(values))
-	ttl = c.ttl(ttl)
-	for k, v := range values {
-		fk, err := c.fullKey(p, keyPrefix+k)
-		if err != nil {
-			return fmt.Errorf("objcache: key %q: %w", k, err)
-		}
-		data, flags, err := c.ser.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("objcache: encoding %q: %w", k, err)
-		}
-		orig[fk] = k
-		items = append(items, &memclient.Item{Key: fk, Value: data, Flags: flags, TTL: ttl})
-	}
-	return unprefixErr(c.client.SetMulti(ctx, items), orig)
-}
-
-// DeleteMulti deletes keyPrefix+key for each of keys; missing keys are not
-// errors.
-func (c *Cache) DeleteMulti(ctx context.Context, keyPrefix string, keys []string) error {
-	p, err := c.prefix(ctx)
-	if err != nil {
-		return err
-	}
-	full := make([]string, 0, len(keys))
-	orig := make(map[string]string, len(keys))
-	for _, k := range keys {
-		fk, err := c.fullKey(p, keyPrefix+k)
-		if err != nil {
-			return fmt.Errorf("objcache: key %q: %w", k, err)
-		}
-		orig[fk] = k
-		full = append(full, fk)
-	}
-	return unprefixErr(c.client.DeleteMulti(ctx, full), orig)
-}
-
-// unprefixErr renames the keys of a memclient.MultiError back to the
-// caller's keys.
-func unprefixErr(err error, orig map[string]string) error {
-	var me memclient.MultiError
-	if err == nil || !errors.As(err, &me) {
-		return err
-	}
-	out := make(memclient.MultiError, len(me))
-	for fk, e := range me {
-		if k, ok := orig[fk]; ok {
-			out[k] = e
-		} else {
-			out[fk] = e
-		}
-	}
-	return out
 }
 
 // Namespace returns a view of the cache whose keys live in the namespace

@@ -18,3 +18,6 @@ func SetClock(c *Cache, now func() time.Time, sleep func(context.Context, time.D
 		c.sh.sleep = sleep
 	}
 }
+
+// SetRand replaces the uniform draw in (0, 1] of EarlyRefreshBeta.
+func SetRand(c *Cache, rand func() float64) { c.sh.rand = rand }

@@ -1,8 +1,12 @@
 package objcache
 
 import (
+	"bytes"
+	"encoding/binary"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -85,4 +89,59 @@ func FuzzArgsKey(f *testing.F) {
 			t.Fatalf("different arguments, one key: %q", k1)
 		}
 	})
+}
+
+// FuzzStored: parseStored never panics on any bytes, and what
+// appendEnvelope writes parses back to what was written.
+func FuzzStored(f *testing.F) {
+	f.Add([]byte{}, uint32(0), uint8(0), int64(0), int64(0), uint64(0), "", uint64(0))
+	f.Add([]byte("plain"), uint32(16), uint8(0), int64(1700000000000), int64(0), uint64(1500), "products", uint64(1700000000000000000))
+	f.Add(legacyNotFound, uint32(0), uint8(1), int64(-5), int64(7), uint64(1<<40), "a b", uint64(1))
+	f.Add([]byte{envVersion, 0x05, 0, 0x80}, envFlags, uint8(0), int64(0), int64(0), uint64(0), "", uint64(0))
+	f.Fuzz(func(t *testing.T, data []byte, flags uint32, k uint8, expires, retryAt int64, loadUS uint64, tag string, version uint64) {
+		// Any bytes: no panic, and a value parses to a payload inside them.
+		if s, kind := parseStored(data, flags); kind == itemValue && len(s.payload) > len(data) {
+			t.Fatalf("payload longer than the item")
+		}
+		_, _ = parseStored(data, envFlags)
+
+		h := header{kind: kind(k % 2), flags: flags, expires: expires, retryAt: retryAt,
+			loadTime: time.Duration(loadUS%(1<<40)) * time.Microsecond}
+		if tag != "" || version != 0 {
+			h.tags = []tagVersion{{tag: tag, version: version}, {tag: tag + "2", version: version / 2}}
+		}
+		env := envelope(&h, data)
+		if len(env) == 0 {
+			t.Fatal("an envelope is never empty")
+		}
+		s, kind := parseStored(env, envFlags)
+		if kind != itemValue {
+			t.Fatalf("own envelope does not parse: %v", kind)
+		}
+		if !reflect.DeepEqual(s.header, h) || !bytes.Equal(s.payload, data) {
+			t.Fatalf("round trip: got %+v %q, want %+v %q", s.header, s.payload, h, data)
+		}
+	})
+}
+
+// A header field appended by a later release is skipped by this one.
+func TestEnvelopeSkipsLaterFields(t *testing.T) {
+	h := header{flags: 16, expires: 123, tags: []tagVersion{{"t", 9}}}
+	env := envelope(&h, []byte("payload"))
+	// Rebuild it with 3 unknown bytes at the end of the header.
+	hlen, n := binary.Uvarint(env[1:])
+	hdr := env[1+n : 1+n+int(hlen)]
+	later := append([]byte{envVersion}, binary.AppendUvarint(nil, hlen+3)...)
+	later = append(later, hdr...)
+	later = append(later, 0xde, 0xad, 0x01)
+	later = append(later, "payload"...)
+	s, k := parseStored(later, envFlags)
+	if k != itemValue || !reflect.DeepEqual(s.header, h) || string(s.payload) != "payload" {
+		t.Fatalf("got %v %+v %q", k, s.header, s.payload)
+	}
+	// Another version is not read.
+	later[0] = envVersion + 1
+	if _, k := parseStored(later, envFlags); k != itemCorrupt {
+		t.Fatalf("version %d read as %v", later[0], k)
+	}
 }

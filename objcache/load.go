@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -24,9 +25,16 @@ const (
 // ran it while the others get ErrLoaderPanicked). Across processes sharing
 // the cluster one caller wins the lease and loads; the others poll with
 // backoff for up to Options.LeaseWait (bounded by their ctx) and then load
-// themselves. With Options.EarlyRefresh, a value about to expire is
-// reloaded by one caller while the others keep getting it. A value marked
-// with Invalidate is served (as stale) while one caller reloads it.
+// themselves. With Options.EarlyRefresh or Options.EarlyRefreshBeta, a
+// value about to expire is reloaded by one caller while the others keep
+// getting it. A value marked with Invalidate is served (as stale) while
+// one caller reloads it: every other caller, in this process as in the
+// others, gets it at once. With Options.FailSafe, a value whose reload
+// fails is served past its expiry instead of the error, and with
+// Options.LoadTimeout a slow reload leaves its caller with that value and
+// goes on in the background. Through a view with tags (WithTags), the
+// value records them, and a value invalidated by InvalidateTags is
+// reloaded.
 //
 // A loader error is returned and not cached, except ErrNotFound when
 // Options.NegativeTTL is set: later calls then return ErrNotFound without
@@ -34,106 +42,44 @@ const (
 // runs load and returns its result (counting Stats.Errors); it returns a
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
-	return getOrLoad(ctx, c, key, ttl, func(ctx context.Context) (T, time.Duration, error) {
-		v, err := load(ctx)
-		return v, 0, err
-	})
+	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(ttl), key: key, plain: load})
 }
 
 // GetOrLoadTTL is GetOrLoad for loaders that choose the TTL of each value
 // they load (an HTTP max-age, a token's expiry): load returns it with the
 // value, 0 meaning Options.TTL and NoExpiration never expire.
 func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
-	return getOrLoad(ctx, c, key, 0, load)
+	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(0), key: key, withTTL: load})
 }
 
-func getOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
+// getOrLoad runs b for its one key.
+func getOrLoad[T any](ctx context.Context, b *batch[T]) (T, error) {
 	var zero T
-	k, err := c.Key(ctx, key)
+	c := b.c
+	k, err := c.Key(ctx, b.key)
 	if err != nil {
 		if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
 			return zero, err
 		}
 		c.sh.stats.errors.Add(1) // namespace generation unreadable: no cache
-		return loadDirect(ctx, c, load)
+		r := b.direct(ctx, []string{b.key})[0]
+		return r.v, r.err
 	}
-	l := &loader{
-		ttl: c.ttl(ttl),
-		dec: func(data []byte, flags uint32) (any, bool) { return decode[T](c, data, flags) },
-		load: func(ctx context.Context) (any, time.Duration, error) {
-			return load(ctx)
-		},
-	}
-	for attempt := 0; ; attempt++ {
-		out, err, leader := c.sh.flight.do(ctx, k, func() (outcome, error) { return c.fetch(ctx, k, l) })
-		if leader {
-			if err != nil {
-				return zero, err
-			}
-			v, _ := out.val.(T)
-			if out.refresh != nil {
-				v = refresh(ctx, c, k, l, out.refresh, v)
-			}
-			return v, nil
-		}
-		c.sh.stats.coalesced.Add(1)
-		if err != nil {
-			if ctx.Err() == nil && attempt < 3 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-				continue // the leader's ctx ended, not ours: try again
-			}
-			return zero, err
-		}
-		switch out.src {
-		case srcCache:
-			c.sh.stats.hits.Add(1)
-		case srcStale:
-			c.sh.stats.staleServed.Add(1)
-		}
-		// Decode our own copy: waiters never share a value with the
-		// leader, and may ask for another type.
-		if v, ok := decode[T](c, out.data, out.flags); ok {
-			return v, nil
-		}
-		return loadDirect(ctx, c, load)
-	}
+	r := b.run(ctx, []string{b.key}, []string{k}, 0)[0]
+	return r.v, r.err
 }
 
-// loadDirect runs load without the cache.
-func loadDirect[T any](ctx context.Context, c *Cache, load func(context.Context) (T, time.Duration, error)) (T, error) {
-	c.sh.stats.loads.Add(1)
-	ok := false
-	defer func() {
-		if !ok {
-			c.sh.stats.loadErrors.Add(1)
-		}
-	}()
-	v, _, err := load(ctx)
-	ok = true
-	if err != nil {
-		c.sh.stats.loadErrors.Add(1)
-	}
-	return v, err
+// loaded is what a loader returned for one key.
+type loaded[T any] struct {
+	v   T
+	ttl time.Duration // as the loader chose it (GetOrLoadTTL); 0 means the call's
+	err error         // a "not found" with the loader's own error
 }
 
-// refresh runs an early refresh won by the caller; on failure the current
-// value stays in service.
-func refresh[T any](ctx context.Context, c *Cache, k string, l *loader, r *refreshLease, cur T) T {
-	c.sh.stats.refreshes.Add(1)
-	out, err := c.load(ctx, k, l, r.mode, r.cas)
-	if err != nil {
-		return cur
-	}
-	if v, ok := out.val.(T); ok {
-		return v
-	}
-	return cur
-}
-
-// loader is the untyped face of a GetOrLoad call.
-type loader struct {
-	ttl  time.Duration // resolved: 0 never expires
-	dec  func(data []byte, flags uint32) (any, bool)
-	load func(ctx context.Context) (any, time.Duration, error) // ttl as a per-call ttl
+// keyResult is what a key's caller gets.
+type keyResult[T any] struct {
+	v   T
+	err error // ErrNotFound (or the loader's error matching it) for "not found"
 }
 
 // source says where an outcome's value came from.
@@ -141,22 +87,18 @@ type source uint8
 
 const (
 	srcCache  source = iota // a fresh cached value
-	srcStale                // an invalidated value, served while another caller reloads
+	srcStale                // an out-of-date value (invalidated, or FailSafe)
 	srcLoaded               // the loader's result
 )
 
-// outcome is the shared result of one fetch.
+// outcome is the shared result of one key's lookup: the value's payload
+// (its serializer bytes and flags), for the goroutines that waited for it
+// to decode into their own type.
 type outcome struct {
-	data    []byte // encoded value, for waiters to decode
-	flags   uint32
-	src     source
-	val     any           // the value decoded or loaded by the leader
-	refresh *refreshLease // leader only: it won an early refresh
-}
-
-type refreshLease struct {
-	mode storeMode
-	cas  uint64
+	data     []byte
+	flags    uint32
+	src      source
+	failSafe bool // served instead of a failed or slow reload
 }
 
 // storeMode says how a loaded value is written back.
@@ -180,12 +122,15 @@ const (
 )
 
 type lookupResult struct {
-	state state
-	data  []byte
-	flags uint32
-	won   bool      // this caller must (re)load
-	mode  storeMode // how to store what it loads
-	cas   uint64
+	state   state
+	data    []byte
+	flags   uint32
+	won     bool      // this caller must (re)load
+	mode    storeMode // how to store what it loads
+	cas     uint64
+	ttl     time.Duration // remaining memcached TTL (meta; -1 none); 0 unknown
+	pending bool          // another caller holds the right to reload this value
+	err     error         // this key's lookup failed
 }
 
 // coordinator is how the loaders of one key take turns across every
@@ -193,101 +138,34 @@ type lookupResult struct {
 // memcached leases on the meta protocol (leases, lease.go), lock keys on
 // the text protocol (lockKeys, lockkey.go).
 type coordinator interface {
-	// lookup reads full key k and, when it holds no fresh value, tries to
-	// win the right to (re)load it; ttl is the TTL the loaded value will
-	// get.
-	lookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error)
-	// reclaim is called when k holds a value that does not decode and
-	// this caller did not win it (st is what lookup returned; tried says
-	// reclaim already ran in this fetch). It returns a won result when
+	// lookup reads the full keys ks (no duplicates) and, for each that
+	// holds no fresh value, tries to win the right to (re)load it; ttl is
+	// the TTL the loaded values will get. It reads the extra keys, plain,
+	// in the same round trip and returns those found. res[i] is ks[i]'s
+	// result; err is an error of the whole call.
+	lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) (res []lookupResult, items map[string]*memclient.Item, err error)
+	// lookupOne is lookup for one key and no extra keys, the hot path;
+	// an error of the call is in the result.
+	lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult
+	// reclaim is called when k holds a value this caller cannot use (one
+	// that does not decode, expired, or was invalidated by a tag) and did
+	// not win (st is what lookup returned). It returns a won result when
 	// this caller may now replace the value, or retry when the next
-	// lookup should win it.
-	reclaim(ctx context.Context, k string, st lookupResult, tried bool) (won lookupResult, retry bool)
-	// store writes a value loaded under what lookup or reclaim won: it.CAS
-	// is the result's cas, mode its mode.
-	store(ctx context.Context, it *memclient.Item, mode storeMode) error
-	// release gives up what was won after a failed load.
-	release(ctx context.Context, k string, mode storeMode)
+	// lookup should win it. keep says the value must stay readable: it
+	// is a fallback.
+	reclaim(ctx context.Context, k string, st lookupResult, keep bool) (won lookupResult, retry bool)
+	// claim tries to win the right to refresh k's fresh value now
+	// (EarlyRefreshBeta), as reclaim does.
+	claim(ctx context.Context, k string, st lookupResult) (won lookupResult, retry bool)
+	// store writes a value loaded under what was won: it.CAS is the
+	// result's cas, mode its mode, fresh the value's own TTL (0: none).
+	store(ctx context.Context, it *memclient.Item, mode storeMode, fresh time.Duration) error
+	// release gives up what was won after a failed load; drop also
+	// deletes the value it held (an expired one).
+	release(ctx context.Context, k string, mode storeMode, drop bool)
 	// invalidate marks k's value stale, or deletes it where values
 	// cannot be stale.
 	invalidate(ctx context.Context, k string) error
-}
-
-// fetch looks k up and, as needed, waits for another loader or loads.
-func (c *Cache) fetch(ctx context.Context, k string, l *loader) (outcome, error) {
-	var waitStart time.Time
-	backoff := pollMin
-	reclaimed := false // reclaim ran for a value that does not decode
-	for {
-		st, err := c.co.lookup(ctx, k, l.ttl)
-		if err != nil {
-			if ctxEnded(ctx, err) {
-				return outcome{}, err
-			}
-			c.sh.stats.errors.Add(1)
-			c.sh.stats.misses.Add(1)
-			return c.load(ctx, k, l, storeNone, 0)
-		}
-		switch st.state {
-		case stHit, stStale:
-			if isNegative(st.data, st.flags) {
-				if st.won {
-					c.sh.stats.misses.Add(1)
-					return c.load(ctx, k, l, st.mode, st.cas)
-				}
-				c.sh.stats.negativeHits.Add(1)
-				return outcome{}, ErrNotFound
-			}
-			if v, ok := l.dec(st.data, st.flags); ok {
-				if st.state == stStale {
-					if st.won {
-						c.sh.stats.misses.Add(1)
-						return c.load(ctx, k, l, st.mode, st.cas)
-					}
-					c.sh.stats.staleServed.Add(1)
-					return outcome{data: st.data, flags: st.flags, src: srcStale, val: v}, nil
-				}
-				c.sh.stats.hits.Add(1)
-				out := outcome{data: st.data, flags: st.flags, src: srcCache, val: v}
-				if st.won {
-					out.refresh = &refreshLease{mode: st.mode, cas: st.cas}
-				}
-				return out, nil
-			}
-			// The value does not decode: a miss.
-			if st.won {
-				c.sh.stats.misses.Add(1)
-				return c.load(ctx, k, l, st.mode, st.cas)
-			}
-			won, retry := c.co.reclaim(ctx, k, st, reclaimed)
-			reclaimed = true
-			if won.won {
-				c.sh.stats.misses.Add(1)
-				return c.load(ctx, k, l, won.mode, won.cas)
-			}
-			if retry {
-				continue
-			}
-		case stWon:
-			c.sh.stats.misses.Add(1)
-			return c.load(ctx, k, l, st.mode, st.cas)
-		case stPending:
-		}
-		// Another caller is loading: wait for it, a bounded time.
-		now := c.sh.now()
-		if waitStart.IsZero() {
-			waitStart = now
-			c.sh.stats.leaseWaits.Add(1)
-		}
-		if now.Sub(waitStart) >= c.opts.LeaseWait {
-			c.sh.stats.misses.Add(1)
-			return c.load(ctx, k, l, storeSet, 0)
-		}
-		if err := c.sh.sleep(ctx, backoff); err != nil {
-			return outcome{}, err
-		}
-		backoff = min(2*backoff, pollMax)
-	}
 }
 
 // ctxEnded reports whether err comes from the end of ctx rather than from
@@ -305,62 +183,871 @@ func ctxEnded(ctx context.Context, err error) bool {
 	return ok && !time.Now().Before(d)
 }
 
-// load runs the loader and stores its result as mode says.
-func (c *Cache) load(ctx context.Context, k string, l *loader, mode storeMode, cas uint64) (outcome, error) {
-	c.sh.stats.loads.Add(1)
+// batch is one get-or-load call: GetOrLoad for one key, GetOrLoadMulti for
+// many. It is used by one goroutine.
+type batch[T any] struct {
+	c   *Cache
+	ttl time.Duration // resolved: 0 never expires
+	// The loader: for GetOrLoadMulti multi; for one key, key and plain
+	// (GetOrLoad) or withTTL (GetOrLoadTTL).
+	multi   func(ctx context.Context, keys []string) (map[string]loaded[T], error)
+	key     string
+	plain   func(ctx context.Context) (T, error)
+	withTTL func(ctx context.Context) (T, time.Duration, error)
+	vs      versions // tag versions read by the last lookup
+}
+
+// load runs the loader for keys. A key absent from the result is "not
+// found".
+func (b *batch[T]) load(ctx context.Context, keys []string) (map[string]loaded[T], error) {
+	if b.multi != nil {
+		return b.multi(ctx, keys)
+	}
+	var (
+		v   T
+		ttl time.Duration
+		err error
+	)
+	if b.plain != nil {
+		v, err = b.plain(ctx)
+	} else {
+		v, ttl, err = b.withTTL(ctx)
+	}
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return map[string]loaded[T]{b.key: {err: err}}, nil // "not found", with the loader's own error
+		}
+		return nil, err
+	}
+	return map[string]loaded[T]{b.key: {v: v, ttl: ttl}}, nil
+}
+
+// job is one key this caller leads the lookup of.
+type job[T any] struct {
+	i       int    // index in the call
+	key, fk string // the caller's key and the full key
+	run     *call  // the flight this job leads; nil once published
+
+	st        lookupResult
+	mode      storeMode // how to store what is loaded
+	cas       uint64
+	cur       *current[T] // the value served meanwhile or fallen back on
+	refresh   bool        // an early refresh: a failure keeps cur, silently
+	reclaimed bool        // reclaim ran for this key
+	waited    bool        // counted in LeaseWaits
+
+	res  keyResult[T]
+	done bool
+}
+
+// current is a value found in memcached that a reload may fall back on.
+type current[T any] struct {
+	v       T
+	s       stored
+	cas     uint64
+	expired bool // past its expiry: a FailSafe fallback
+}
+
+func (cu *current[T]) outcome(src source, failSafe bool) outcome {
+	return outcome{data: cu.s.payload, flags: cu.s.flags, src: src, failSafe: failSafe}
+}
+
+// run gets or loads the keys (caller keys, no duplicates) whose full keys
+// are fks. Keys another goroutine of this process is looking up are
+// waited for, after this caller's own keys are done.
+func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []keyResult[T] {
+	c := b.c
+	res := make([]keyResult[T], len(keys))
+	var jobs []*job[T]
+	var joined []int
+	var runs []*call
+	for i, fk := range fks {
+		run, leader := c.sh.flight.begin(fk)
+		if leader {
+			jobs = append(jobs, &job[T]{i: i, key: keys[i], fk: fk, run: run})
+		} else {
+			joined = append(joined, i)
+			runs = append(runs, run)
+		}
+	}
+	if len(jobs) > 0 {
+		b.lead(ctx, jobs)
+		for _, j := range jobs {
+			res[j.i] = j.res
+		}
+	}
+	var retry, direct []int
+	for n, i := range joined {
+		out, err := runs[n].wait(ctx)
+		c.sh.stats.coalesced.Add(1)
+		if err != nil {
+			if ctx.Err() == nil && attempt < 3 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				retry = append(retry, i) // the leader's ctx ended, not ours: try again
+				continue
+			}
+			res[i].err = err
+			continue
+		}
+		switch out.src {
+		case srcCache:
+			c.sh.stats.hits.Add(1)
+		case srcStale:
+			c.sh.stats.staleServed.Add(1)
+			if out.failSafe {
+				c.sh.stats.failSafeServed.Add(1)
+			}
+		}
+		// Decode our own copy: waiters never share a value with the
+		// leader, and may ask for another type.
+		s := stored{header: header{flags: out.flags}, payload: out.data}
+		if v, ok := decodeStored[T](c, &s); ok {
+			res[i].v = v
+			continue
+		}
+		direct = append(direct, i)
+	}
+	if len(retry) > 0 {
+		ks, fs := pick(keys, retry), pick(fks, retry)
+		for n, r := range b.run(ctx, ks, fs, attempt+1) {
+			res[retry[n]] = r
+		}
+	}
+	if len(direct) > 0 {
+		for n, r := range b.direct(ctx, pick(keys, direct)) {
+			res[direct[n]] = r
+		}
+	}
+	return res
+}
+
+func pick(s []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for n, i := range idx {
+		out[n] = s[i]
+	}
+	return out
+}
+
+// action is what a lookup result asks of its job.
+type action uint8
+
+const (
+	actDone    action = iota // the job has its result
+	actLoad                  // this caller won the key: load it
+	actWait                  // another caller is loading it: look again later
+	actReclaim               // nobody may reload it yet: make it winnable
+	actClaim                 // XFetch says refresh it now: try to win it
+)
+
+// lead looks up, waits for and loads the keys of jobs, whose flights this
+// caller leads, and ends every flight, also when the loader panics.
+func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
+	c := b.c
+	defer func() {
+		for _, j := range jobs {
+			if j.run != nil { // the loader panicked
+				c.sh.flight.end(j.fk, j.run, outcome{}, ErrLoaderPanicked)
+				j.run = nil
+			}
+		}
+	}()
+	var won, waiting, later []*job[T]
+	loadedOnce := false
+	var waitStart time.Time
+	backoff := pollMin
+	for pending := jobs; len(pending) > 0; {
+		if err := b.lookup(ctx, pending); err != nil {
+			if ctxEnded(ctx, err) {
+				for _, j := range pending {
+					b.finish(j, keyResult[T]{err: err}, outcome{})
+				}
+				break
+			}
+			for _, j := range pending {
+				j.st = lookupResult{err: err}
+			}
+		}
+		now := c.sh.now()
+		var retry, reclaims, claims []*job[T]
+		for _, j := range pending {
+			switch b.judge(ctx, j, now) {
+			case actLoad:
+				won = append(won, j)
+			case actWait:
+				waiting = append(waiting, j)
+			case actReclaim:
+				if j.reclaimed {
+					waiting = append(waiting, j)
+				} else {
+					reclaims = append(reclaims, j)
+				}
+			case actClaim:
+				claims = append(claims, j)
+			}
+		}
+		if len(reclaims) > 0 {
+			type rec struct {
+				st    lookupResult
+				retry bool
+			}
+			rs := make([]rec, len(reclaims))
+			parallel(len(reclaims), func(n int) {
+				j := reclaims[n]
+				rs[n].st, rs[n].retry = c.co.reclaim(ctx, j.fk, j.st, j.cur != nil)
+			})
+			for n, j := range reclaims {
+				j.reclaimed = true
+				switch {
+				case rs[n].st.won:
+					c.sh.stats.misses.Add(1)
+					j.mode, j.cas = rs[n].st.mode, rs[n].st.cas
+					won = append(won, j)
+				case rs[n].retry:
+					retry = append(retry, j)
+				default:
+					waiting = append(waiting, j)
+				}
+			}
+		}
+		if len(claims) > 0 {
+			ws := make([]lookupResult, len(claims))
+			parallel(len(claims), func(n int) { ws[n], _ = c.co.claim(ctx, claims[n].fk, claims[n].st) })
+			for n, j := range claims {
+				if !ws[n].won {
+					b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcCache, false))
+					continue
+				}
+				j.mode, j.cas = ws[n].mode, ws[n].cas
+				b.refreshing(j)
+				won = append(won, j)
+			}
+		}
+		if len(retry) > 0 {
+			pending = retry
+			continue
+		}
+		if len(won) > 0 {
+			if !loadedOnce {
+				// The keys won first are loaded at once, before waiting
+				// for others: a caller never sits on leases that other
+				// processes wait for.
+				b.loadJobs(ctx, won)
+				loadedOnce = true
+			} else {
+				later = append(later, won...)
+			}
+			won = nil
+		}
+		if len(waiting) == 0 {
+			break
+		}
+		// Other callers are loading: wait for them, a bounded time.
+		now = c.sh.now()
+		if waitStart.IsZero() {
+			waitStart = now
+		}
+		for _, j := range waiting {
+			if !j.waited {
+				j.waited = true
+				c.sh.stats.leaseWaits.Add(1)
+			}
+		}
+		elapsed := now.Sub(waitStart)
+		if elapsed >= c.opts.LeaseWait {
+			for _, j := range waiting {
+				c.sh.stats.misses.Add(1)
+				j.mode, j.cas = storeSet, 0
+			}
+			later = append(later, waiting...)
+			break
+		}
+		if lt := c.opts.LoadTimeout; lt > 0 && elapsed >= lt {
+			// Another process reloads a value we may fall back on,
+			// slowly: the fallback now, the reload goes on there.
+			kept := waiting[:0]
+			for _, j := range waiting {
+				if j.cur != nil {
+					b.fallBack(j)
+					continue
+				}
+				kept = append(kept, j)
+			}
+			waiting = kept
+			if len(waiting) == 0 {
+				break
+			}
+		}
+		if err := c.sh.sleep(ctx, backoff); err != nil {
+			for _, j := range waiting {
+				b.finish(j, keyResult[T]{err: err}, outcome{})
+			}
+			for _, j := range later {
+				b.abandon(ctx, j, false)
+				b.finish(j, keyResult[T]{err: err}, outcome{})
+			}
+			return
+		}
+		backoff = min(2*backoff, pollMax)
+		pending, waiting = waiting, nil
+	}
+	b.loadJobs(ctx, later)
+}
+
+// lookup looks the jobs' keys up, with the versions of the view's tags in
+// the same round trip, and then the versions of other tags the values
+// found carry (one more round trip when there are any). It sets each
+// job's st.
+func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
+	c := b.c
+	b.vs = nil
+	if len(jobs) == 1 && len(c.tags) == 0 {
+		jobs[0].st = c.co.lookupOne(ctx, jobs[0].fk, b.ttl)
+	} else {
+		ks := make([]string, len(jobs))
+		for i, j := range jobs {
+			ks[i] = j.fk
+		}
+		var tk []string
+		if len(c.tags) > 0 {
+			tk = c.viewTagKeys
+		}
+		sts, items, err := c.co.lookup(ctx, ks, b.ttl, tk)
+		if err != nil {
+			return err
+		}
+		for i, j := range jobs {
+			j.st = sts[i]
+		}
+		if len(c.tags) > 0 {
+			b.vs = make(versions, len(c.tags))
+			b.vs.note(c.tags, tk, items)
+		}
+	}
+	var tagged []*stored
+	for _, j := range jobs {
+		if j.st.state != stHit && j.st.state != stStale {
+			continue
+		}
+		if s, k := parseStored(j.st.data, j.st.flags); k == itemValue && len(s.tags) > 0 {
+			sc := s
+			tagged = append(tagged, &sc)
+		}
+	}
+	if len(tagged) > 0 {
+		if b.vs == nil {
+			b.vs = make(versions)
+		}
+		_ = c.resolveTags(ctx, b.vs, tagged) // a tag it cannot read is absent: the value is a miss
+	}
+	return nil
+}
+
+// judge decides what to do with what the lookup of j's key found.
+func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
+	c := b.c
+	st := &j.st
+	j.cur = nil // what an earlier lookup found is gone
+	if st.err != nil {
+		if ctxEnded(ctx, st.err) || errors.Is(st.err, memclient.ErrMalformedKey) {
+			b.finish(j, keyResult[T]{err: st.err}, outcome{})
+			return actDone
+		}
+		c.sh.stats.errors.Add(1)
+		c.sh.stats.misses.Add(1)
+		j.mode, j.cas = storeNone, 0
+		return actLoad
+	}
+	switch st.state {
+	case stWon:
+		c.sh.stats.misses.Add(1)
+		j.mode, j.cas = st.mode, st.cas
+		return actLoad
+	case stPending:
+		return actWait
+	}
+	s, kind := parseStored(st.data, st.flags)
+	usable := kind == itemValue && (len(s.tags) == 0 || b.vs.valid(&s))
+	if kind == itemCorrupt {
+		c.sh.stats.decodeErrors.Add(1)
+	}
+	if usable && s.kind == kindNotFound {
+		if st.won && st.state == stStale { // Invalidate on a cached "not found"
+			c.sh.stats.misses.Add(1)
+			j.mode, j.cas = st.mode, st.cas
+			return actLoad
+		}
+		b.ignoreWin(ctx, j)
+		c.sh.stats.negativeHits.Add(1)
+		b.finish(j, keyResult[T]{err: ErrNotFound}, outcome{})
+		return actDone
+	}
+	var v T
+	if usable {
+		v, usable = decodeStored[T](c, &s)
+	}
+	if !usable {
+		switch {
+		case st.won:
+			c.sh.stats.misses.Add(1)
+			j.mode, j.cas = st.mode, st.cas
+			return actLoad
+		case st.state == stStale || st.pending:
+			return actWait // someone else holds the right to reload it
+		}
+		return actReclaim
+	}
+	out := func(src source, failSafe bool) outcome {
+		return outcome{data: s.payload, flags: s.flags, src: src, failSafe: failSafe}
+	}
+	keep := func() *current[T] { return &current[T]{v: v, s: s, cas: st.cas} } // for later: a fallback, a refresh
+	ms := now.UnixMilli()
+	if s.expires != 0 && ms >= s.expires {
+		if s.retryAt != 0 && ms < s.retryAt {
+			// A failed reload keeps it in service for a while.
+			b.ignoreWin(ctx, j)
+			c.sh.stats.staleServed.Add(1)
+			c.sh.stats.failSafeServed.Add(1)
+			b.finish(j, keyResult[T]{v: v}, out(srcStale, true))
+			return actDone
+		}
+		if fs := c.opts.FailSafe; fs > 0 && ms < s.expires+fs.Milliseconds() {
+			j.cur = keep()
+			j.cur.expired = true
+		}
+		switch {
+		case st.won:
+			c.sh.stats.misses.Add(1)
+			j.mode, j.cas = st.mode, st.cas
+			return actLoad
+		case st.state == stStale || st.pending:
+			return actWait
+		}
+		return actReclaim
+	}
+	if st.state == stStale {
+		if st.won {
+			// Reload after the flight: the goroutines sharing this
+			// lookup get the stale value at once, like every other
+			// process.
+			c.sh.stats.misses.Add(1)
+			j.mode, j.cas = st.mode, st.cas
+			if c.opts.FailSafe > 0 {
+				j.cur = keep()
+			}
+			b.publish(j, out(srcStale, false), nil)
+			j.res.v = v // until the reload says otherwise
+			return actLoad
+		}
+		c.sh.stats.staleServed.Add(1)
+		b.finish(j, keyResult[T]{v: v}, out(srcStale, false))
+		return actDone
+	}
+	c.sh.stats.hits.Add(1)
+	if st.won {
+		j.cur = keep()
+		j.mode, j.cas = st.mode, st.cas
+		b.refreshing(j)
+		return actLoad
+	}
+	if b.xfetch(&s, now) {
+		j.cur = keep()
+		return actClaim
+	}
+	b.finish(j, keyResult[T]{v: v}, out(srcCache, false))
+	return actDone
+}
+
+// refreshing makes j an early refresh of its current value: the value is
+// published at once, and a failed refresh keeps it.
+func (b *batch[T]) refreshing(j *job[T]) {
+	b.c.sh.stats.refreshes.Add(1)
+	j.refresh = true
+	b.publish(j, j.cur.outcome(srcCache, false), nil)
+	j.res.v = j.cur.v
+}
+
+// xfetch reports whether a hit on s at now should refresh it early: the
+// XFetch rule, now - loadTime*beta*ln(rand) >= expiry.
+func (b *batch[T]) xfetch(s *stored, now time.Time) bool {
+	beta := b.c.opts.EarlyRefreshBeta
+	if beta <= 0 || s.expires == 0 || s.loadTime <= 0 {
+		return false
+	}
+	gap := float64(s.loadTime) * beta * -math.Log(b.c.sh.rand())
+	if gap >= float64(math.MaxInt64) {
+		return true
+	}
+	return !now.Add(time.Duration(gap)).Before(time.UnixMilli(s.expires))
+}
+
+// ignoreWin gives back a right to reload that the lookup handed out but
+// the value does not need (a cached "not found", a value kept in service
+// after a failed reload): a lock key is released; a lease needs nothing.
+func (b *batch[T]) ignoreWin(ctx context.Context, j *job[T]) {
+	if j.st.won && j.st.mode == storeLocked {
+		b.c.co.release(context.WithoutCancel(ctx), j.fk, storeLocked, false)
+	}
+}
+
+// publish ends j's flight with out (or err) for the goroutines waiting
+// for it, once.
+func (b *batch[T]) publish(j *job[T], out outcome, err error) {
+	if j.run != nil {
+		b.c.sh.flight.end(j.fk, j.run, out, err)
+		j.run = nil
+	}
+}
+
+// finish gives j its result and publishes it.
+func (b *batch[T]) finish(j *job[T], r keyResult[T], out outcome) {
+	j.res, j.done = r, true
+	b.publish(j, out, r.err)
+}
+
+// fallBack finishes j with its current value, served because a reload
+// failed or is slow.
+func (b *batch[T]) fallBack(j *job[T]) {
+	c := b.c
+	if j.refresh {
+		b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcCache, false))
+		return
+	}
+	c.sh.stats.staleServed.Add(1)
+	c.sh.stats.failSafeServed.Add(1)
+	b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcStale, true))
+}
+
+// abandon releases what j won, after a failed load, so that waiters
+// elsewhere take over at once instead of after LeaseTTL.
+func (b *batch[T]) abandon(ctx context.Context, j *job[T], drop bool) {
+	if j.mode == storeNone || j.mode == storeSet {
+		return
+	}
+	b.c.co.release(context.WithoutCancel(ctx), j.fk, j.mode, drop)
+}
+
+// settled is the result of loading one job's key.
+type settled[T any] struct {
+	r        keyResult[T]
+	out      outcome
+	fallback bool // the load failed and j.cur is to be served
+}
+
+// loadJobs runs one load for the keys of jobs, all won by this caller,
+// stores what it returns and finishes the jobs. When every job has a
+// value to fall back on and Options.LoadTimeout is set, a load slower
+// than that goes on in the background and the jobs get their values.
+func (b *batch[T]) loadJobs(ctx context.Context, jobs []*job[T]) {
+	if len(jobs) == 0 {
+		return
+	}
+	c := b.c
+	tags, err := c.stamp(ctx, b.vs)
+	if err != nil {
+		// Without versions the values cannot carry their tags: load
+		// them, store nothing.
+		c.sh.stats.errors.Add(1)
+		for _, j := range jobs {
+			b.abandon(ctx, j, false)
+			j.mode = storeNone
+		}
+	}
+	soft := c.opts.LoadTimeout > 0
+	for _, j := range jobs {
+		soft = soft && j.cur != nil
+	}
+	if soft {
+		if b.loadSoft(ctx, jobs, tags) {
+			return
+		}
+	}
+	b.apply(jobs, b.settle(ctx, jobs, tags))
+}
+
+// loadSoft runs the load in the background and waits for it up to
+// LoadTimeout (or the end of ctx). It returns false when no background
+// slot is free. A loader panic is raised again in the caller's goroutine
+// when the caller still waits; after it left, the panic is only counted
+// (LoadErrors), as there is no goroutine of the caller's to raise it in.
+
+func (b *batch[T]) loadSoft(ctx context.Context, jobs []*job[T], tags []tagVersion) bool {
+	c := b.c
+	type result struct {
+		res      []settled[T]
+		panicked bool
+		p        any
+	}
+	done := make(chan result, 1)
+	started := c.sh.bg.start(ctx, c.opts.LeaseTTL, func(bctx context.Context) {
+		var r result
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					r.panicked, r.p = true, p
+				}
+			}()
+			r.res = b.settle(bctx, jobs, tags)
+		}()
+		done <- r
+	})
+	if !started {
+		return false
+	}
+	t := time.NewTimer(c.opts.LoadTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		if r.panicked {
+			panic(r.p)
+		}
+		b.apply(jobs, r.res)
+	case <-t.C:
+		c.sh.stats.backgroundLoads.Add(uint64(len(jobs)))
+		for _, j := range jobs {
+			b.fallBack(j)
+		}
+	case <-ctx.Done():
+		c.sh.stats.backgroundLoads.Add(uint64(len(jobs)))
+		for _, j := range jobs {
+			b.finish(j, keyResult[T]{err: ctx.Err()}, outcome{})
+		}
+	}
+	return true
+}
+
+// apply gives the jobs the results of their load.
+func (b *batch[T]) apply(jobs []*job[T], res []settled[T]) {
+	for i, j := range jobs {
+		if res[i].fallback {
+			b.fallBack(j)
+			continue
+		}
+		b.finish(j, res[i].r, res[i].out)
+	}
+}
+
+// settle runs the load for jobs and stores its results. It reads the jobs
+// but writes none of them (it may run in the background while its caller
+// moves on). If the loader panics, it releases the keys and the panic
+// goes on.
+func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion) []settled[T] {
+	c := b.c
+	n := uint64(len(jobs))
+	keys := make([]string, len(jobs))
+	for i, j := range jobs {
+		keys[i] = j.key
+	}
+	c.sh.stats.loads.Add(n)
+	if b.multi != nil {
+		c.sh.stats.batchLoads.Add(1)
+		c.sh.stats.batchKeys.Add(n)
+	}
 	finished := false
 	defer func() {
 		if !finished { // the loader panicked
-			c.sh.stats.loadErrors.Add(1)
-			c.abandon(ctx, k, mode)
+			c.sh.stats.loadErrors.Add(n)
+			for _, j := range jobs {
+				b.abandon(ctx, j, false)
+			}
 		}
 	}()
-	v, ttl, err := l.load(ctx)
+	start := c.sh.now()
+	m, err := b.load(ctx, keys)
 	finished = true
+	took := c.sh.now().Sub(start)
+
+	out := make([]settled[T], len(jobs))
+	if err != nil && errors.Is(err, ErrNotFound) {
+		m, err = nil, nil // the whole batch is "not found"
+	}
 	if err != nil {
-		c.sh.stats.loadErrors.Add(1)
-		if errors.Is(err, ErrNotFound) && c.opts.NegativeTTL > 0 && mode != storeNone {
-			c.store(ctx, k, negativeValue, 0, c.opts.NegativeTTL, mode, cas)
-		} else {
-			c.abandon(ctx, k, mode)
+		c.sh.stats.loadErrors.Add(n)
+		if b.multi != nil {
+			err = fmt.Errorf("objcache: loading %d key(s): %w", len(keys), err)
 		}
-		return outcome{}, err
+		for i, j := range jobs {
+			out[i] = b.failed(ctx, j, err)
+		}
+		return out
 	}
-	data, flags, err := c.ser.Marshal(v)
-	if err != nil {
-		c.abandon(ctx, k, mode)
-		return outcome{}, fmt.Errorf("objcache: encoding loaded value: %w", err)
+	var writes []write
+	now := c.sh.now()
+	for i, j := range jobs {
+		l, ok := m[j.key]
+		if !ok || l.err != nil {
+			c.sh.stats.notFound.Add(1)
+			nf := l.err
+			if nf == nil {
+				nf = ErrNotFound
+			}
+			out[i].r.err = nf
+			if c.opts.NegativeTTL > 0 && j.mode != storeNone {
+				h := header{kind: kindNotFound, tags: tags}
+				writes = append(writes, write{j: i, data: envelope(&h, nil), flags: envFlags, ttl: c.opts.NegativeTTL})
+			} else {
+				b.abandon(ctx, j, false)
+			}
+			continue
+		}
+		ttl := b.ttl
+		if l.ttl != 0 {
+			ttl = c.ttl(l.ttl)
+		}
+		h, phys := c.writeHeader(now, ttl, tags)
+		h.loadTime = took
+		payload, flags, err := c.ser.Marshal(l.v)
+		if err != nil {
+			b.abandon(ctx, j, false)
+			out[i].r.err = fmt.Errorf("objcache: encoding loaded value of %q: %w", j.key, err)
+			continue
+		}
+		h.flags = flags
+		writes = append(writes, write{j: i, data: envelope(&h, payload), flags: envFlags, ttl: phys, fresh: ttl})
+		out[i] = settled[T]{r: keyResult[T]{v: l.v}, out: outcome{data: payload, flags: flags, src: srcLoaded}}
 	}
-	if ttl != 0 {
-		ttl = c.ttl(ttl)
-	} else {
-		ttl = l.ttl
-	}
-	c.store(ctx, k, data, flags, ttl, mode, cas)
-	return outcome{data: data, flags: flags, src: srcLoaded, val: v}, nil
+	b.store(ctx, jobs, writes)
+	return out
 }
 
-// store writes a loaded value back; failures are counted, not returned:
-// the caller has its value either way.
-func (c *Cache) store(ctx context.Context, k string, data []byte, flags uint32, ttl time.Duration, mode storeMode, cas uint64) {
-	it := &memclient.Item{Key: k, Value: data, Flags: flags, TTL: ttl}
-	var err error
-	switch mode {
-	case storeNone:
+// write is a value to store for the job jobs[j].
+type write struct {
+	j     int
+	data  []byte
+	flags uint32
+	ttl   time.Duration // memcached's
+	fresh time.Duration // the value's own (lockKeys' refresh window)
+}
+
+// store writes values back, concurrently so that they share round trips.
+// Failures are counted, not returned: the callers have their values
+// either way.
+func (b *batch[T]) store(ctx context.Context, jobs []*job[T], writes []write) {
+	c := b.c
+	parallel(len(writes), func(n int) {
+		w := writes[n]
+		j := jobs[w.j]
+		it := &memclient.Item{Key: j.fk, Value: w.data, Flags: w.flags, TTL: w.ttl}
+		var err error
+		switch j.mode {
+		case storeNone:
+			return
+		case storeSet:
+			err = c.client.Set(ctx, it)
+		default: // a lease or a lock won from the coordinator
+			it.CAS = j.cas
+			err = c.co.store(ctx, it, j.mode, w.fresh)
+		}
+		if err != nil {
+			c.sh.stats.errors.Add(1)
+		}
+	})
+}
+
+// failed settles a job whose load failed with err: an early refresh keeps
+// its current value, a FailSafe fallback is served and kept in service for
+// FailSafeBackoff, anything else returns err and releases the key.
+func (b *batch[T]) failed(ctx context.Context, j *job[T], err error) settled[T] {
+	switch {
+	case j.refresh:
+		b.abandon(ctx, j, false)
+		return settled[T]{fallback: true}
+	case j.cur != nil && j.cur.expired:
+		b.keepInService(ctx, j)
+		return settled[T]{fallback: true}
+	case j.cur != nil:
+		b.abandon(ctx, j, false)
+		return settled[T]{fallback: true}
+	}
+	// A value won for a reload (expired, or unusable) that cannot be
+	// served: delete it, so that the next caller loads instead of
+	// waiting for a reload that nobody runs.
+	b.abandon(ctx, j, j.mode == storeRecache)
+	if j.st.err != nil {
+		// memcached failed for this key first: the error says both.
+		err = errors.Join(err, j.st.err)
+	}
+	return settled[T]{r: keyResult[T]{err: err}}
+}
+
+// keepInService stores j's expired value again, marked as in service for
+// FailSafeBackoff (within its FailSafe window): every process serves it
+// meanwhile and the next reload comes after.
+func (b *batch[T]) keepInService(ctx context.Context, j *job[T]) {
+	c := b.c
+	now := c.sh.now()
+	end := time.UnixMilli(j.cur.s.expires).Add(c.opts.FailSafe)
+	backoff := min(c.opts.FailSafeBackoff, end.Sub(now))
+	if backoff <= 0 || j.mode == storeNone {
+		b.abandon(ctx, j, false)
 		return
-	case storeSet:
-		err = c.client.Set(ctx, it)
-	default: // a lease or a lock won from the coordinator
-		it.CAS = cas
-		err = c.co.store(ctx, it, mode)
+	}
+	h := j.cur.s.header
+	h.retryAt = now.Add(backoff).UnixMilli()
+	// The R window (FailSafe + EarlyRefresh) opens when the back-off ends.
+	window := c.opts.FailSafe
+	if er := c.opts.EarlyRefresh; er > 0 && b.ttl > er {
+		window += er
+	}
+	it := &memclient.Item{Key: j.fk, Value: envelope(&h, j.cur.s.payload), Flags: envFlags, TTL: backoff + window}
+	var err error
+	switch j.mode {
+	case storeSet: // loaded after waiting for another caller: over the value read
+		it.CAS = j.cur.cas
+		err = c.client.CompareAndSwap(ctx, it)
+		if errors.Is(err, memclient.ErrCASConflict) || errors.Is(err, memclient.ErrCacheMiss) {
+			err = nil
+		}
+	default:
+		it.CAS = j.cas
+		err = c.co.store(ctx, it, j.mode, backoff+c.opts.EarlyRefresh)
 	}
 	if err != nil {
 		c.sh.stats.errors.Add(1)
 	}
 }
 
-// abandon releases a lease or lock after a failed load, so that waiters
-// elsewhere take over at once instead of after LeaseTTL.
-func (c *Cache) abandon(ctx context.Context, k string, mode storeMode) {
-	c.co.release(context.WithoutCancel(ctx), k, mode)
+// direct runs the loader for keys without the cache: memcached cannot be
+// used, or the value cached is of another type than this caller's.
+func (b *batch[T]) direct(ctx context.Context, keys []string) []keyResult[T] {
+	c := b.c
+	n := uint64(len(keys))
+	c.sh.stats.loads.Add(n)
+	if b.multi != nil {
+		c.sh.stats.batchLoads.Add(1)
+		c.sh.stats.batchKeys.Add(n)
+	}
+	finished := false
+	defer func() {
+		if !finished {
+			c.sh.stats.loadErrors.Add(n)
+		}
+	}()
+	m, err := b.load(ctx, keys)
+	finished = true
+	if err != nil && errors.Is(err, ErrNotFound) {
+		m, err = nil, nil
+	}
+	res := make([]keyResult[T], len(keys))
+	for i, k := range keys {
+		switch l, ok := m[k]; {
+		case err != nil:
+			if b.multi != nil {
+				res[i].err = fmt.Errorf("objcache: loading %d key(s): %w", len(keys), err)
+			} else {
+				res[i].err = err
+			}
+		case !ok:
+			c.sh.stats.notFound.Add(1)
+			res[i].err = ErrNotFound
+		case l.err != nil:
+			c.sh.stats.notFound.Add(1)
+			res[i].err = l.err
+		default:
+			res[i].v = l.v
+		}
+	}
+	if err != nil {
+		c.sh.stats.loadErrors.Add(n)
+	}
+	return res
 }

@@ -610,3 +610,19 @@ func TestEarlyRefreshFailureKeepsValue(t *testing.T) {
 		assert.Equal(t, "current", got)
 	})
 }
+
+// On the text protocol with EarlyRefresh, a cached "not found" (which has
+// no fresh key) is served without taking the lock.
+func TestNegativeHitTextEarlyRefresh(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	c, raw := newCacheClient(t, srv.Addr, memclient.ProtocolText, objcache.Options{NegativeTTL: time.Minute, EarlyRefresh: 30 * time.Second})
+	_, err := objcache.GetOrLoad(ctx, c, "gone", time.Hour, func(context.Context) (int, error) { return 0, objcache.ErrNotFound })
+	require.ErrorIs(t, err, objcache.ErrNotFound)
+	before := commands(raw)
+	_, err = objcache.GetOrLoad(ctx, c, "gone", time.Hour, func(context.Context) (int, error) { return 0, errors.New("not called") })
+	require.ErrorIs(t, err, objcache.ErrNotFound)
+	assert.Equal(t, uint64(1), commands(raw)-before, "one gets (the value and its fresh key), no lock")
+	assert.Equal(t, uint64(1), c.Stats().NegativeHits)
+}

@@ -3,6 +3,7 @@ package objcache
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -13,7 +14,8 @@ import (
 // lock by deleting it once it stored the value (or gave up); the lock
 // expires after leaseTTL if its holder dies. With EarlyRefresh a companion
 // key "<key>:fresh", expiring when the refresh window opens, tells whether
-// a value is due for a refresh.
+// a value is due for a refresh. Values past their expiry (FailSafe) are
+// told by their header; the reader that finds one takes the lock.
 type lockKeys struct {
 	client       *memclient.Client
 	leaseTTL     time.Duration // the lock's lifetime
@@ -29,65 +31,163 @@ func lockKey(k string) string { return fitKey(k + ":lock") }
 // refresh window.
 func freshKey(k string) string { return fitKey(k + ":fresh") }
 
-func (l *lockKeys) lookup(ctx context.Context, k string, ttl time.Duration) (lookupResult, error) {
-	it, fresh, err := l.get(ctx, k, ttl)
+func (l *lockKeys) lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult {
+	res, _, err := l.lookup(ctx, []string{k}, ttl, nil)
 	if err != nil {
-		return lookupResult{}, err
+		return lookupResult{err: err}
 	}
-	if it != nil && fresh {
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}, nil
+	return res[0]
+}
+
+func (l *lockKeys) lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) ([]lookupResult, map[string]*memclient.Item, error) {
+	withFresh := l.earlyRefresh > 0 && ttl > l.earlyRefresh
+	items, errs, err := l.get(ctx, ks, withFresh, extra)
+	if err != nil {
+		return nil, nil, err
 	}
+	res := make([]lookupResult, len(ks))
+	var needLock []int
+	for i, k := range ks {
+		if e := errs[k]; e != nil {
+			res[i].err = e
+			continue
+		}
+		it := items[k]
+		if it != nil && (!withFresh || items[freshKey(k)] != nil || notFound(it)) {
+			res[i] = lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}
+			continue
+		}
+		needLock = append(needLock, i)
+	}
+	if len(needLock) == 0 {
+		return res, items, nil
+	}
+	// Missing, or in the early-refresh window: take the locks.
+	won := make([]bool, len(needLock))
+	var (
+		mu      sync.Mutex // protects lockErr
+		lockErr = make(map[int]error)
+	)
+	parallel(len(needLock), func(n int) {
+		w, err := l.lock(ctx, ks[needLock[n]])
+		won[n] = w
+		if err != nil {
+			mu.Lock()
+			lockErr[needLock[n]] = err
+			mu.Unlock()
+		}
+	})
+	// Read again under the locks won: the previous holder may have
+	// stored the value and released the lock between our read and our
+	// lock.
+	var again []string
+	for n, i := range needLock {
+		if won[n] {
+			again = append(again, ks[i])
+		}
+	}
+	var items2 map[string]*memclient.Item
+	var errs2 memclient.MultiError
+	if len(again) > 0 {
+		items2, errs2, err = l.get(ctx, again, withFresh, nil)
+		if err != nil {
+			for _, k := range again {
+				l.unlock(ctx, k)
+			}
+			return nil, nil, err
+		}
+	}
+	for n, i := range needLock {
+		k := ks[i]
+		if e := lockErr[i]; e != nil {
+			res[i].err = e
+			continue
+		}
+		it := items[k]
+		if won[n] {
+			if e := errs2[k]; e != nil {
+				l.unlock(ctx, k)
+				res[i].err = e
+				continue
+			}
+			it = items2[k]
+			if it != nil && (!withFresh || items2[freshKey(k)] != nil) {
+				l.unlock(ctx, k)
+				res[i] = lookupResult{state: stHit, data: it.Value, flags: it.Flags, cas: it.CAS}
+				continue
+			}
+		}
+		switch {
+		case it != nil: // in the early-refresh window
+			res[i] = lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won[n], mode: storeLocked, cas: it.CAS, pending: !won[n]}
+		case won[n]:
+			res[i] = lookupResult{state: stWon, won: true, mode: storeLocked}
+		default:
+			res[i] = lookupResult{state: stPending}
+		}
+	}
+	return res, items, nil
+}
+
+// notFound reports whether it is a cached "not found", which is never
+// refreshed early: it has no fresh key, and needs no lock.
+func notFound(it *memclient.Item) bool {
+	s, k := parseStored(it.Value, it.Flags)
+	return k == itemValue && s.kind == kindNotFound
+}
+
+// get reads ks, with EarlyRefresh their fresh keys, and extra, in one
+// round trip. errs names the keys of ks that failed; a failed fresh key
+// reads as missing (the value is then refreshed early, no harm).
+func (l *lockKeys) get(ctx context.Context, ks []string, withFresh bool, extra []string) (map[string]*memclient.Item, memclient.MultiError, error) {
+	if len(ks) == 1 && !withFresh && len(extra) == 0 {
+		it, err := l.client.Get(ctx, ks[0])
+		switch {
+		case err == nil:
+			return map[string]*memclient.Item{ks[0]: it}, nil, nil
+		case errors.Is(err, memclient.ErrCacheMiss):
+			return nil, nil, nil
+		default:
+			return nil, memclient.MultiError{ks[0]: err}, nil
+		}
+	}
+	keys := make([]string, 0, 2*len(ks)+len(extra))
+	keys = append(keys, ks...)
+	if withFresh {
+		for _, k := range ks {
+			keys = append(keys, freshKey(k))
+		}
+	}
+	keys = append(keys, extra...)
+	items, err := l.client.GetMulti(ctx, keys)
+	var me memclient.MultiError
+	if err != nil && !errors.As(err, &me) {
+		return nil, nil, err
+	}
+	return items, me, nil
+}
+
+// reclaim takes the lock to replace a value that this caller did not win
+// (one that does not decode, expired or was invalidated by a tag). It
+// reads the value again under the lock: when it changed, another caller
+// replaced it meanwhile, and the lookup is to be done again.
+func (l *lockKeys) reclaim(ctx context.Context, k string, st lookupResult, _ bool) (lookupResult, bool) {
 	won, err := l.lock(ctx, k)
-	if err != nil {
-		return lookupResult{}, err
+	if err != nil || !won {
+		return lookupResult{}, false
 	}
-	if won {
-		// Read again under the lock: the previous holder may have stored
-		// the value and released the lock between our read and our lock.
-		it2, fresh2, err := l.get(ctx, k, ttl)
-		if err != nil {
-			l.unlock(ctx, k)
-			return lookupResult{}, err
-		}
-		if it2 != nil && fresh2 {
-			l.unlock(ctx, k)
-			return lookupResult{state: stHit, data: it2.Value, flags: it2.Flags, cas: it2.CAS}, nil
-		}
-		it = it2
+	it, err := l.client.Get(ctx, k)
+	if err != nil || it.CAS != st.cas {
+		l.unlock(ctx, k)
+		return lookupResult{}, err == nil || errors.Is(err, memclient.ErrCacheMiss)
 	}
-	if it != nil { // in the early-refresh window
-		return lookupResult{state: stHit, data: it.Value, flags: it.Flags, won: won, mode: storeLocked, cas: it.CAS}, nil
-	}
-	if won {
-		return lookupResult{state: stWon, won: true, mode: storeLocked}, nil
-	}
-	return lookupResult{state: stPending}, nil
+	st.won, st.mode, st.pending = true, storeLocked, false
+	return st, false
 }
 
-// get reads k and, with EarlyRefresh, whether it is still fresh (out of
-// the refresh window); it is nil on a miss.
-func (l *lockKeys) get(ctx context.Context, k string, ttl time.Duration) (it *memclient.Item, fresh bool, err error) {
-	if w := l.earlyRefresh; w > 0 && ttl > w {
-		fk := freshKey(k)
-		items, err := l.client.GetMulti(ctx, []string{k, fk})
-		if err != nil {
-			return nil, false, err
-		}
-		return items[k], items[fk] != nil, nil
-	}
-	it, err = l.client.Get(ctx, k)
-	if errors.Is(err, memclient.ErrCacheMiss) {
-		return nil, true, nil
-	}
-	return it, true, err
-}
-
-// reclaim takes the lock to replace a value that does not decode.
-func (l *lockKeys) reclaim(ctx context.Context, k string, st lookupResult, tried bool) (lookupResult, bool) {
-	if won, err := l.lock(ctx, k); err == nil && won {
-		return lookupResult{state: stWon, won: true, mode: storeLocked, cas: st.cas}, false
-	}
-	return lookupResult{}, false
+// claim takes the lock to refresh k's value early.
+func (l *lockKeys) claim(ctx context.Context, k string, st lookupResult) (lookupResult, bool) {
+	return l.reclaim(ctx, k, st, true)
 }
 
 // lock takes the lock for k: an Add that only one caller in the cluster
@@ -108,8 +208,10 @@ func (l *lockKeys) unlock(ctx context.Context, k string) {
 }
 
 // store writes the value by compare-and-swap over the value read (Add if
-// there was none), marks it fresh for EarlyRefresh, and releases the lock.
-func (l *lockKeys) store(ctx context.Context, it *memclient.Item, mode storeMode) error {
+// there was none), marks it fresh for EarlyRefresh (fresh is how long
+// until its refresh window closes: its logical TTL; 0 for none), and
+// releases the lock.
+func (l *lockKeys) store(ctx context.Context, it *memclient.Item, mode storeMode, fresh time.Duration) error {
 	defer l.unlock(ctx, it.Key)
 	var err error
 	if it.CAS != 0 {
@@ -123,13 +225,13 @@ func (l *lockKeys) store(ctx context.Context, it *memclient.Item, mode storeMode
 	case err != nil:
 		return err
 	}
-	if w := l.earlyRefresh; w > 0 && it.TTL > w && !isNegative(it.Value, it.Flags) {
-		return l.client.Set(ctx, &memclient.Item{Key: freshKey(it.Key), Value: []byte("1"), TTL: it.TTL - w})
+	if w := l.earlyRefresh; w > 0 && fresh > w {
+		return l.client.Set(ctx, &memclient.Item{Key: freshKey(it.Key), Value: []byte("1"), TTL: fresh - w})
 	}
 	return nil
 }
 
-func (l *lockKeys) release(ctx context.Context, k string, mode storeMode) {
+func (l *lockKeys) release(ctx context.Context, k string, mode storeMode, _ bool) {
 	if mode == storeLocked {
 		l.unlock(ctx, k)
 	}

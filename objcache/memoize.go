@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/memkit/memkit/memclient"
 )
 
 // Memoize0 returns a function that calls fn through GetOrLoad under the key
@@ -101,4 +104,73 @@ func keySafe(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// MemoizeMulti returns a function with fn's signature whose results are
+// cached per key for ttl (0 means Options.TTL, negative never expires)
+// through GetOrLoadMulti: fn is called once with the keys that are
+// missing (never with none), and a key fn does not return is "not
+// found" (absent from the result; cached as such with
+// Options.NegativeTTL). Each key is cached under ArgsKey(name, key), the
+// key Memoize1 uses for a call with that argument, so that
+//
+//	byID := objcache.Memoize1(c, "product", ttl, db.ProductByID)
+//	byIDs := objcache.MemoizeMulti(c, "product", ttl, db.ProductsByIDs)
+//
+// share their values. Duplicated keys are loaded once. The error is nil
+// or a memclient.MultiError naming the keys that failed, each written
+// with fmt.Sprint: an argument that cannot be encoded (ErrUnencodableArgs,
+// fn not called for it), a failed call of fn (wrapped), the end of ctx.
+func MemoizeMulti[K comparable, V any](c *Cache, name string, ttl time.Duration,
+	fn func(context.Context, []K) (map[K]V, error)) func(context.Context, []K) (map[K]V, error) {
+	return func(ctx context.Context, args []K) (map[K]V, error) {
+		keys := make([]string, 0, len(args))
+		byKey := make(map[string]K, len(args))
+		errs := make(memclient.MultiError)
+		for _, a := range args {
+			k, err := ArgsKey(name, a)
+			if err != nil {
+				errs[fmt.Sprint(a)] = err
+				continue
+			}
+			if _, dup := byKey[k]; !dup {
+				byKey[k] = a
+				keys = append(keys, k)
+			}
+		}
+		got, err := GetOrLoadMulti(ctx, c, keys, ttl, func(ctx context.Context, missing []string) (map[string]V, error) {
+			as := make([]K, len(missing))
+			for i, k := range missing {
+				as[i] = byKey[k]
+			}
+			m, err := fn(ctx, as)
+			if err != nil {
+				return nil, err
+			}
+			res := make(map[string]V, len(m))
+			for a, v := range m {
+				if k, err := ArgsKey(name, a); err == nil {
+					res[k] = v
+				}
+			}
+			return res, nil
+		})
+		out := make(map[K]V, len(got))
+		for k, v := range got {
+			out[byKey[k]] = v
+		}
+		var me memclient.MultiError
+		switch {
+		case errors.As(err, &me):
+			for k, e := range me {
+				errs[fmt.Sprint(byKey[k])] = e
+			}
+		case err != nil:
+			return out, err
+		}
+		if len(errs) > 0 {
+			return out, errs
+		}
+		return out, nil
+	}
 }

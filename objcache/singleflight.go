@@ -5,58 +5,75 @@ import (
 	"sync"
 )
 
-// group is a context-aware singleflight: concurrent do calls with the same
-// key share one run of fn. A waiter whose ctx ends stops waiting (the run
-// goes on for the others). If fn panics or calls runtime.Goexit, waiters
-// are released with ErrLoaderPanicked and the panic goes on unwinding the
-// goroutine that ran fn (groupcache issue #139 is the bug this avoids).
+// group is a context-aware singleflight: of the concurrent lookups of one
+// key, the first (the leader) runs it and the others wait for its
+// outcome. A waiter whose ctx ends stops waiting (the run goes on for the
+// others). A leader must end every run it began, also when its loader
+// panics: it then ends them with ErrLoaderPanicked, releasing the
+// waiters, and the panic goes on unwinding the leader's goroutine
+// (groupcache issue #139 is the bug this avoids). A leader may lead the
+// runs of many keys at once (GetOrLoadMulti); it ends them all before it
+// waits for runs that others lead, so no two leaders wait for each other.
 // The zero value is ready; it is safe for concurrent use.
 type group struct {
-	mu sync.Mutex       // protects m
+	mu sync.Mutex       // protects m and the waiters of its calls
 	m  map[string]*call // runs in progress, by key
 }
 
 type call struct {
-	done    chan struct{} // closed when res and err are set
+	// done is made by the first waiter (a run nobody waits for costs no
+	// channel) and closed by end; guarded by group.mu.
+	done    chan struct{}
 	res     outcome
 	err     error
 	waiters int // callers waiting for this run; guarded by group.mu
 }
 
-// do runs fn for key unless a run is in progress, in which case it waits
-// for that run's result. leader reports whether this caller ran fn.
-func (g *group) do(ctx context.Context, key string, fn func() (outcome, error)) (res outcome, err error, leader bool) {
+// begin joins the run in progress for key, or starts one: leader reports
+// whether this caller must run it and end it.
+func (g *group) begin(key string) (run *call, leader bool) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if run, ok := g.m[key]; ok {
 		run.waiters++
-		g.mu.Unlock()
-		select {
-		case <-run.done:
-			return run.res, run.err, false
-		case <-ctx.Done():
-			return outcome{}, ctx.Err(), false
+		if run.done == nil {
+			run.done = make(chan struct{})
 		}
+		return run, false
 	}
 	if g.m == nil {
 		g.m = make(map[string]*call)
 	}
-	run := &call{done: make(chan struct{})}
+	run = &call{}
 	g.m[key] = run
-	g.mu.Unlock()
+	return run, true
+}
 
-	finished := false
-	defer func() {
-		if !finished {
-			run.err = ErrLoaderPanicked
-		}
-		g.mu.Lock()
+// end publishes the outcome of a run begun as leader and releases its
+// waiters. Waiters join only while the run is in g.m, so once end removed
+// it, done can no longer be made.
+func (g *group) end(key string, run *call, res outcome, err error) {
+	run.res, run.err = res, err
+	g.mu.Lock()
+	if g.m[key] == run {
 		delete(g.m, key)
-		g.mu.Unlock()
-		close(run.done)
-	}()
-	run.res, run.err = fn()
-	finished = true
-	return run.res, run.err, true
+	}
+	done := run.done
+	g.mu.Unlock()
+	if done != nil {
+		close(done)
+	}
+}
+
+// wait returns the outcome of a run joined with begin, or ctx's error if
+// it ends first.
+func (run *call) wait(ctx context.Context) (outcome, error) {
+	select {
+	case <-run.done:
+		return run.res, run.err
+	case <-ctx.Done():
+		return outcome{}, ctx.Err()
+	}
 }
 
 // waiting returns how many callers wait for the run in progress for key.

@@ -42,7 +42,12 @@ var writeStored = flag.String("write-stored", "", "write the items of storedCase
 const storedPrefix = "stored:"
 
 type storedFile struct {
-	WrittenBy string       `json:"written_by"`
+	WrittenBy string `json:"written_by"`
+	// WrittenAt is when the items were written. Values carry their
+	// expiry (since the envelope): they are read back on a clock set a
+	// minute after this, as a process of the next release would read
+	// them during a rolling deploy. Zero in files written before.
+	WrittenAt time.Time    `json:"written_at,omitzero"`
 	Items     []storedItem `json:"items"`
 }
 
@@ -67,10 +72,38 @@ type priceQuery struct {
 }
 
 // storedEnv is what a case works with: caches with the prefix
-// storedPrefix on both protocols, and a raw client.
+// storedPrefix on both protocols, and a raw client. Caches made for a
+// check by cache run on the env's clock.
 type storedEnv struct {
 	meta, text   *objcache.Cache
 	raw, rawText *memclient.Client // a meta-protocol and a text-protocol client
+	clock        *clock            // moves only when a cache sleeps
+}
+
+// setClock puts c on the env's clock.
+func (e storedEnv) setClock(c *objcache.Cache) {
+	objcache.SetClock(c, e.clock.Now, func(_ context.Context, d time.Duration) error {
+		e.clock.Add(d)
+		return nil
+	})
+}
+
+func (e storedEnv) now() time.Time { return e.clock.Now() }
+
+// cache returns a cache over cl with opts (and storedPrefix), on the
+// env's clock.
+func (e storedEnv) cache(t *testing.T, cl *memclient.Client, opts objcache.Options) *objcache.Cache {
+	t.Helper()
+	opts.Prefix = storedPrefix
+	c, err := objcache.New(cl, opts)
+	require.NoError(t, err)
+	e.setClock(c)
+	return c
+}
+
+// caches returns a cache with opts over each protocol's client.
+func (e storedEnv) caches(t *testing.T, opts objcache.Options) []*objcache.Cache {
+	return []*objcache.Cache{e.cache(t, e.raw, opts), e.cache(t, e.rawText, opts)}
 }
 
 // capture returns the raw items under keys.
@@ -202,10 +235,8 @@ func storedCases() []storedCase {
 				return e.capture(t, ctx, fullKey(t, ctx, c, "product:404"))
 			},
 			check: func(t *testing.T, ctx context.Context, e storedEnv) {
-				for _, cl := range []*memclient.Client{e.raw, e.rawText} {
-					c, err := objcache.New(cl, objcache.Options{Prefix: storedPrefix, NegativeTTL: time.Hour})
-					require.NoError(t, err)
-					_, err = objcache.GetOrLoad(ctx, c, "product:404", time.Hour, notCalled(t))
+				for _, c := range e.caches(t, objcache.Options{NegativeTTL: time.Hour}) {
+					_, err := objcache.GetOrLoad(ctx, c, "product:404", time.Hour, notCalled(t))
 					require.ErrorIs(t, err, objcache.ErrNotFound)
 					assert.Equal(t, uint64(1), c.Stats().NegativeHits)
 					_, err = objcache.Get[storedProduct](ctx, c, "product:404")
@@ -237,6 +268,108 @@ func storedCases() []storedCase {
 			},
 		},
 		{
+			name: "tagged",
+			write: func(t *testing.T, ctx context.Context, e storedEnv) []storedItem {
+				require.NoError(t, e.meta.WithTags("catalogue", "kitchen").Set(ctx, "tagged", storedCup, time.Hour))
+				return e.capture(t, ctx, fullKey(t, ctx, e.meta, "tagged"), storedPrefix+"@tag:catalogue", storedPrefix+"@tag:kitchen")
+			},
+			check: func(t *testing.T, ctx context.Context, e storedEnv) {
+				for _, c := range []*objcache.Cache{e.meta, e.text, e.text.WithTags("catalogue")} {
+					got, err := objcache.Get[storedProduct](ctx, c, "tagged")
+					require.NoError(t, err)
+					assert.Equal(t, storedCup, got)
+				}
+				require.NoError(t, e.text.InvalidateTags(ctx, "kitchen"))
+				for _, c := range []*objcache.Cache{e.meta, e.text} {
+					_, err := objcache.Get[storedProduct](ctx, c, "tagged")
+					require.ErrorIs(t, err, objcache.ErrCacheMiss, "the tags it records are checked")
+				}
+			},
+		},
+		{
+			name: "loaded",
+			write: func(t *testing.T, ctx context.Context, e storedEnv) []storedItem {
+				clk := newClock()
+				c := e.cache(t, e.raw, objcache.Options{})
+				objcache.SetClock(c, clk.Now, nil)
+				_, err := objcache.GetOrLoad(ctx, c, "loaded", time.Hour, func(context.Context) (storedProduct, error) {
+					clk.Add(2 * time.Second) // a load that takes 2s
+					return storedCup, nil
+				})
+				require.NoError(t, err)
+				return e.capture(t, ctx, fullKey(t, ctx, c, "loaded"))
+			},
+			check: func(t *testing.T, ctx context.Context, e storedEnv) {
+				for _, c := range e.caches(t, objcache.Options{}) {
+					got, err := objcache.GetOrLoad(ctx, c, "loaded", time.Hour, notCalled(t))
+					require.NoError(t, err)
+					assert.Equal(t, storedCup, got)
+				}
+				// The load duration is read: with it, XFetch at an
+				// infinite draw refreshes; without, it never would.
+				for _, c := range e.caches(t, objcache.Options{EarlyRefreshBeta: 1}) {
+					objcache.SetRand(c, func() float64 { return 0 })
+					clk := &clock{now: e.now()}
+					objcache.SetClock(c, clk.Now, nil)
+					loads := 0
+					got, err := objcache.GetOrLoad(ctx, c, "loaded", time.Hour, func(context.Context) (storedProduct, error) {
+						loads++
+						clk.Add(2 * time.Second) // so that the next cache finds a duration too
+						return storedCup, nil
+					})
+					require.NoError(t, err)
+					assert.Equal(t, storedCup, got)
+					assert.Equal(t, 1, loads, "refreshed early: the stored load duration was read")
+				}
+			},
+		},
+		{
+			name: "fail-safe-in-service",
+			write: func(t *testing.T, ctx context.Context, e storedEnv) []storedItem {
+				// Loaded 2h ago for 1h; its reload failed just now, so it
+				// is kept in service for an hour.
+				clk := newClock()
+				clk.Add(-2 * time.Hour)
+				c := e.cache(t, e.raw, objcache.Options{FailSafe: 24 * time.Hour, FailSafeBackoff: time.Hour})
+				objcache.SetClock(c, clk.Now, nil)
+				_, err := objcache.GetOrLoad(ctx, c, "price", time.Hour, func(context.Context) (int, error) { return 42, nil })
+				require.NoError(t, err)
+				clk.Add(2 * time.Hour)
+				v, err := objcache.GetOrLoad(ctx, c, "price", time.Hour, func(context.Context) (int, error) { return 0, errors.New("down") })
+				require.NoError(t, err)
+				require.Equal(t, 42, v)
+				return e.capture(t, ctx, fullKey(t, ctx, c, "price"))
+			},
+			check: func(t *testing.T, ctx context.Context, e storedEnv) {
+				for _, c := range e.caches(t, objcache.Options{FailSafe: 24 * time.Hour}) {
+					got, err := objcache.Get[int](ctx, c, "price")
+					require.NoError(t, err, "in service")
+					assert.Equal(t, 42, got)
+					got, err = objcache.GetOrLoad(ctx, c, "price", time.Hour, func(context.Context) (int, error) {
+						t.Error("loaded during the back-off")
+						return 0, nil
+					})
+					require.NoError(t, err)
+					assert.Equal(t, 42, got)
+					assert.Equal(t, uint64(1), c.Stats().FailSafeServed)
+				}
+			},
+		},
+		{
+			name: "empty-bytes",
+			write: func(t *testing.T, ctx context.Context, e storedEnv) []storedItem {
+				require.NoError(t, e.meta.Set(ctx, "empty", []byte{}, time.Hour))
+				return e.capture(t, ctx, fullKey(t, ctx, e.meta, "empty"))
+			},
+			check: func(t *testing.T, ctx context.Context, e storedEnv) {
+				for _, c := range []*objcache.Cache{e.meta, e.text} {
+					got, err := objcache.Get[[]byte](ctx, c, "empty")
+					require.NoError(t, err, "an empty value, not a placeholder")
+					assert.Empty(t, got)
+				}
+			},
+		},
+		{
 			name: "text-lock",
 			write: func(t *testing.T, ctx context.Context, e storedEnv) []storedItem {
 				var items []storedItem
@@ -250,8 +383,7 @@ func storedCases() []storedCase {
 			check: func(t *testing.T, ctx context.Context, e storedEnv) {
 				// Another process holds the lock: a text-protocol caller
 				// waits for it (LeaseWait), then loads itself.
-				c, err := objcache.New(e.rawText, objcache.Options{Prefix: storedPrefix, LeaseWait: 30 * time.Millisecond})
-				require.NoError(t, err)
+				c := e.cache(t, e.rawText, objcache.Options{LeaseWait: 30 * time.Millisecond})
 				loads := 0
 				got, err := objcache.GetOrLoad(ctx, c, "locked", time.Hour, func(context.Context) (string, error) {
 					loads++
@@ -266,10 +398,12 @@ func storedCases() []storedCase {
 	}
 }
 
-func storedEnvFor(t *testing.T, srv *memcachetest.Server) storedEnv {
-	var e storedEnv
+func storedEnvFor(t *testing.T, srv *memcachetest.Server, now time.Time) storedEnv {
+	e := storedEnv{clock: &clock{now: now}}
 	e.meta, e.raw = newCacheClient(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{Prefix: storedPrefix})
 	e.text, e.rawText = newCacheClient(t, srv.Addr, memclient.ProtocolText, objcache.Options{Prefix: storedPrefix})
+	e.setClock(e.meta)
+	e.setClock(e.text)
 	return e
 }
 
@@ -306,7 +440,11 @@ func TestStoredItems(t *testing.T) {
 			t.Run(filepath.Base(file)+"/"+name, func(t *testing.T) {
 				c, ok := byName[name]
 				require.True(t, ok, "no case named %q: cases may be added, never renamed or removed", name)
-				e := storedEnvFor(t, srv)
+				now := time.Now()
+				if !sf.WrittenAt.IsZero() {
+					now = sf.WrittenAt.Add(time.Minute)
+				}
+				e := storedEnvFor(t, srv, now)
 				require.NoError(t, e.raw.FlushAll(ctx))
 				for _, it := range items[name] {
 					require.NoError(t, e.raw.Set(ctx, &memclient.Item{Key: it.Key, Flags: it.Flags, Value: it.Data, TTL: time.Hour}))
@@ -322,9 +460,9 @@ func writeStoredItems(t *testing.T, ctx context.Context, srv *memcachetest.Serve
 	if _, err := os.Stat(path); err == nil {
 		t.Fatalf("%s exists: stored items are history, write a new file", path)
 	}
-	sf := storedFile{WrittenBy: "memkit " + name}
+	sf := storedFile{WrittenBy: "memkit " + name, WrittenAt: time.Now().UTC().Truncate(time.Second)}
 	for _, c := range cases {
-		e := storedEnvFor(t, srv)
+		e := storedEnvFor(t, srv, time.Now())
 		require.NoError(t, e.raw.FlushAll(ctx))
 		items := c.write(t, ctx, e)
 		require.NotEmpty(t, items, c.name)
@@ -338,4 +476,26 @@ func writeStoredItems(t *testing.T, ctx context.Context, srv *memcachetest.Serve
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, append(b, '\n'), 0o644))
 	t.Logf("wrote %s", path)
+}
+
+// The other direction of a rolling deploy: a reader that predates the
+// envelope (objcache before it, or any serializer user) finds flags it
+// does not know in an enveloped value, so it reads a miss, never the
+// envelope's bytes as a value.
+func TestEnvelopeUnknownToOlderReaders(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "stored", "02e7059.json"))
+	require.NoError(t, err)
+	var sf storedFile
+	require.NoError(t, json.Unmarshal(b, &sf))
+	enveloped := 0
+	for _, it := range sf.Items {
+		if it.Flags != 0x3f00 {
+			continue
+		}
+		enveloped++
+		var v any
+		err := (&serializer.Serializer{}).Unmarshal(it.Data, it.Flags, &v)
+		require.ErrorIs(t, err, serializer.ErrUnknownFormat, it.Case)
+	}
+	assert.GreaterOrEqual(t, enveloped, 6)
 }

@@ -19,8 +19,10 @@ const (
 
 // Update is a gets/cas read-modify-write: it reads key's value, calls fn
 // with it (found false and old the zero T when there is none, or when it
-// does not decode), and stores fn's result for ttl (0 means Options.TTL)
-// only if nobody changed the key in between. When somebody did, it waits a
+// does not decode, expired or was invalidated by a tag), and stores fn's
+// result for ttl (0 means Options.TTL) only if nobody changed the key in
+// between. Through a view with tags, the tags' versions are read with the
+// value and recorded with the result. When somebody did, it waits a
 // random, growing while (jittered exponential backoff) and starts over, up
 // to Options.UpdateRetries times, then returns ErrTooManyConflicts. fn may
 // run several times and must have no side effects besides its result. An
@@ -35,29 +37,34 @@ func Update[T any](ctx context.Context, c *Cache, key string, ttl time.Duration,
 	}
 	ttl = c.ttl(ttl)
 	for attempt := 0; ; attempt++ {
-		it, err := c.client.Get(ctx, k)
-		var (
-			old   T
-			found bool
-			cas   uint64
-		)
-		switch {
-		case err == nil:
-			cas = it.CAS
-			old, found = decode[T](c, it.Value, it.Flags)
-		case errors.Is(err, memclient.ErrCacheMiss):
-		default:
+		// The value and the versions of c's tags, in one round trip: the
+		// new value records the versions read before fn computed it.
+		it, vs, err := c.readOne(ctx, k)
+		if err != nil {
 			return zero, err
 		}
+		var cas uint64
+		if it != nil {
+			cas = it.CAS
+		}
+		old, found := readValue[T](ctx, c, it, vs)
 		nv, err := fn(old, found)
 		if err != nil {
 			return zero, err
 		}
-		data, flags, err := c.ser.Marshal(nv)
+		if vs == nil {
+			vs = make(versions)
+		}
+		tags, err := c.stamp(ctx, vs)
+		if err != nil {
+			return zero, err
+		}
+		h, phys := c.writeHeader(c.sh.now(), ttl, tags)
+		data, flags, err := c.encodeValue(nv, &h, true)
 		if err != nil {
 			return zero, fmt.Errorf("objcache: encoding %q: %w", key, err)
 		}
-		item := &memclient.Item{Key: k, Value: data, Flags: flags, TTL: ttl, CAS: cas}
+		item := &memclient.Item{Key: k, Value: data, Flags: flags, TTL: phys, CAS: cas}
 		if cas != 0 {
 			err = c.client.CompareAndSwap(ctx, item)
 		} else {

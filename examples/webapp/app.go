@@ -63,6 +63,7 @@ type app struct {
 	productByID  func(context.Context, int64) (Product, error)
 	productPage  func(context.Context, int) ([]Product, error)
 	productCount func(context.Context) (int, error)
+	productList  // the product list, its queries and the tag that invalidates them (catalogue.go)
 }
 
 // newApp opens the database (seeding it on first start), connects the
@@ -114,12 +115,11 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 			return nil, err
 		}
 		a.sessions.Store = session.NewMemcacheStore(a.client)
-		a.productByID = objcache.Memoize1(a.cache, "product", ttl, a.db.ProductByID)
-		a.productPage = objcache.Memoize1(a.cache, "catalogue.page", ttl, a.db.ProductPage)
-		a.productCount = objcache.Memoize0(a.cache, "catalogue.count", ttl, a.db.ProductCount)
+		a.setupCatalogue(ttl)
 		// The catalogue is public (it never touches the session), so
-		// whole responses can be cached and shared by every visitor.
-		pageCache = middleware.Cache(a.cache, middleware.CacheOptions{TTL: ttl, StatusHeader: "X-Cache"})
+		// whole responses can be cached and shared by every visitor;
+		// they show products, so they carry the products' tag.
+		pageCache = middleware.Cache(a.products, middleware.CacheOptions{TTL: ttl, StatusHeader: "X-Cache"})
 		addrs := make([]string, len(cfg.Memcached.Servers))
 		for i, s := range cfg.Memcached.Servers {
 			addrs[i] = fmt.Sprintf("%s (weight %d)", s.Addr, max(s.Weight, 1))
@@ -127,9 +127,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		a.log.Printf("memcached: %s, %v distribution, %v protocol", strings.Join(addrs, ", "), cfg.Memcached.Distribution, cfg.Memcached.Protocol)
 	} else {
 		a.local = newLocalMemo(ttl)
-		a.productByID = localMemo1(a.local, "product", a.db.ProductByID)
-		a.productPage = localMemo1(a.local, "catalogue.page", a.db.ProductPage)
-		a.productCount = localMemo0(a.local, "catalogue.count", a.db.ProductCount)
+		a.setupCatalogue(ttl)
 		a.log.Printf("no -memcached: in-memory mode. Sessions live in session.MemoryStore, queries are memoized " +
 			"in a small in-process cache (objcache needs memcached) and the catalogue page is not cached. " +
 			"Nothing is shared between processes.")
@@ -139,6 +137,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	mux.Handle("GET /{$}", pageCache(http.HandlerFunc(a.catalogue)))
 	mux.HandleFunc("GET /products/{id}", a.productHTML)
 	mux.HandleFunc("GET /api/products/{id}", a.productJSON)
+	mux.HandleFunc("POST /admin/products/{id}", a.editProduct)
 	mux.HandleFunc("GET /api/me", a.me)
 	mux.HandleFunc("POST /api/cart", a.addToCart)
 	mux.HandleFunc("GET /api/cart", a.cart)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync/atomic"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
@@ -33,8 +34,10 @@ func (p Product) Price() string { return fmt.Sprintf("€%d.%02d", p.PriceCents/
 
 // shopDB runs the shop's queries and counts them. Safe for concurrent use.
 type shopDB struct {
-	db      *sql.DB
-	queries atomic.Int64 // queries run since open, seeding excluded
+	db        *sql.DB
+	queries   atomic.Int64 // queries run since open, seeding excluded
+	inQueries atomic.Int64 // of which ProductsByIDs's IN queries
+	inKeys    atomic.Int64 // IDs asked for by those
 }
 
 // openDB opens (creating and seeding if needed) the SQLite database at
@@ -130,24 +133,72 @@ func (s *shopDB) ProductByID(ctx context.Context, id int64) (Product, error) {
 	return p, err
 }
 
-// ProductPage returns the products of catalogue page page (from 1).
-func (s *shopDB) ProductPage(ctx context.Context, page int) ([]Product, error) {
+// PageIDs returns the IDs of the products of catalogue page page (from
+// 1), in catalogue order.
+func (s *shopDB) PageIDs(ctx context.Context, page int) ([]int64, error) {
 	s.ran(ctx)
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, category, price_cents, description FROM products ORDER BY id LIMIT ? OFFSET ?`,
-		pageSize, (page-1)*pageSize)
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM products ORDER BY id LIMIT ? OFFSET ?`, pageSize, (page-1)*pageSize)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := make([]Product, 0, pageSize)
+	ids := make([]int64, 0, pageSize)
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// ProductsByIDs returns the products with the given IDs, by ID, with one
+// `WHERE id IN (...)` query: the loader of objcache.MemoizeMulti, which
+// asks it for exactly the products that are not cached. An ID with no
+// product is absent from the result, which objcache caches as "not
+// found".
+func (s *shopDB) ProductsByIDs(ctx context.Context, ids []int64) (map[int64]Product, error) {
+	out := make(map[int64]Product, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	s.ran(ctx)
+	s.inQueries.Add(1)
+	s.inKeys.Add(int64(len(ids)))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	marks := strings.Repeat(",?", len(ids))[1:]
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, category, price_cents, description FROM products WHERE id IN (`+marks+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var p Product
 		if err := rows.Scan(&p.ID, &p.Name, &p.Category, &p.PriceCents, &p.Description); err != nil {
 			return nil, err
 		}
-		out = append(out, p)
+		out[p.ID] = p
 	}
 	return out, rows.Err()
+}
+
+// UpdateProduct writes p's name, category, price and description to its
+// row, or returns objcache.ErrNotFound when there is none.
+func (s *shopDB) UpdateProduct(ctx context.Context, p Product) error {
+	s.ran(ctx)
+	res, err := s.db.ExecContext(ctx, `UPDATE products SET name = ?, category = ?, price_cents = ?, description = ? WHERE id = ?`,
+		p.Name, p.Category, p.PriceCents, p.Description, p.ID)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return objcache.ErrNotFound
+	}
+	return err
 }
 
 // ProductCount returns how many products there are.

@@ -14,6 +14,7 @@
 //	GET  /                  catalogue (HTML, cached whole)
 //	GET  /products/{id}     product page (HTML)
 //	GET  /api/products/{id} product (JSON), X-Cache: hit|miss
+//	POST /admin/products/{id} JSON edit of a product (loopback only): invalidates it everywhere
 //	POST /login             form user, remember=1: sign in, renewing the session ID
 //	                        (a persistent 30-day cookie only with remember=1)
 //	POST /logout            end the session

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,4 +79,46 @@ func localMemo1[A any, R any](l *localMemo, name string, fn func(context.Context
 		l.put(key, v)
 		return v, nil
 	}
+}
+
+// localMemoMulti mirrors objcache.MemoizeMulti: the results it has are
+// served, fn is called once for the others, and keys fn does not return
+// are not remembered.
+func localMemoMulti[K comparable, V any](l *localMemo, name string, fn func(context.Context, []K) (map[K]V, error)) func(context.Context, []K) (map[K]V, error) {
+	return func(ctx context.Context, keys []K) (map[K]V, error) {
+		out := make(map[K]V, len(keys))
+		var missing []K
+		for _, k := range keys {
+			if v, ok := l.get(fmt.Sprintf("%s:%v", name, k)); ok {
+				l.hits.Add(1)
+				out[k] = v.(V)
+				continue
+			}
+			if _, dup := out[k]; !dup && !slices.Contains(missing, k) {
+				missing = append(missing, k)
+			}
+		}
+		if len(missing) == 0 {
+			return out, nil
+		}
+		l.misses.Add(uint64(len(missing)))
+		l.loads.Add(uint64(len(missing)))
+		got, err := fn(ctx, missing)
+		if err != nil {
+			l.loadErrors.Add(uint64(len(missing)))
+			return out, err
+		}
+		for k, v := range got {
+			l.put(fmt.Sprintf("%s:%v", name, k), v)
+			out[k] = v
+		}
+		return out, nil
+	}
+}
+
+// clear forgets everything.
+func (l *localMemo) clear() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.m = make(map[string]localEntry)
 }
