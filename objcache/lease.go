@@ -146,6 +146,12 @@ func (l *leases) claim(ctx context.Context, k string, st lookupResult) (won look
 
 func (l *leases) store(ctx context.Context, it *memclient.Item, mode storeMode, _ time.Duration) error {
 	err := l.client.CompareAndSwap(ctx, it) // over the placeholder or the value won
+	if errors.Is(err, memclient.ErrServerUnavailable) {
+		// The key's server is down: the lease came from the client's
+		// gutter, where CompareAndSwap never goes (memclient.Config.Gutter).
+		// Fill it with a set, which the gutter takes, its TTL clamped.
+		err = l.client.Set(ctx, it)
+	}
 	if errors.Is(err, memclient.ErrCASConflict) || errors.Is(err, memclient.ErrCacheMiss) {
 		// Someone stored, deleted or invalidated the key while we
 		// loaded: theirs is newer than what we started from.
