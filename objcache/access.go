@@ -15,10 +15,10 @@ import (
 
 // decodeStored decodes s's payload into a new T; errors count as decode
 // errors.
-func decodeStored[T any](c *Cache, s *stored) (T, bool) {
+func decodeStored[T any](ctx context.Context, c *Cache, s *stored) (T, bool) {
 	var v T
 	if err := c.ser.Unmarshal(s.payload, s.flags, &v); err != nil {
-		c.sh.stats.decodeErrors.Add(1)
+		c.count(ctx, EventDecodeError, 1)
 		var zero T
 		return zero, false
 	}
@@ -48,7 +48,7 @@ func readValue[T any](ctx context.Context, c *Cache, it *memclient.Item, vs vers
 	s, k := parseStored(it.Value, it.Flags)
 	switch {
 	case k == itemCorrupt:
-		c.sh.stats.decodeErrors.Add(1)
+		c.count(ctx, EventDecodeError, 1)
 		return zero, false
 	case k == itemPlaceholder, s.kind == kindNotFound, expired(&s, c.sh.now()):
 		return zero, false
@@ -61,7 +61,7 @@ func readValue[T any](ctx context.Context, c *Cache, it *memclient.Item, vs vers
 			return zero, false
 		}
 	}
-	return decodeStored[T](c, &s)
+	return decodeStored[T](ctx, c, &s)
 }
 
 // readOne reads full key k and the versions of c's tags in one round
@@ -133,10 +133,10 @@ func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
 	}
 	v, ok := readValue[T](ctx, c, it, vs)
 	if !ok {
-		c.sh.stats.misses.Add(1)
+		c.count(ctx, EventMiss, 1)
 		return zero, ErrCacheMiss
 	}
-	c.sh.stats.hits.Add(1)
+	c.count(ctx, EventHit, 1)
 	return v, nil
 }
 
@@ -295,7 +295,7 @@ func GetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, keys []str
 		s, k := parseStored(it.Value, it.Flags)
 		switch {
 		case k == itemCorrupt:
-			c.sh.stats.decodeErrors.Add(1)
+			c.count(ctx, EventDecodeError, 1)
 			continue
 		case k == itemPlaceholder, s.kind == kindNotFound, expired(&s, c.sh.now()):
 			continue
@@ -316,12 +316,12 @@ func GetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, keys []str
 		if len(s.tags) > 0 && !vs.valid(s) {
 			continue
 		}
-		if v, ok := decodeStored[T](c, s); ok {
+		if v, ok := decodeStored[T](ctx, c, s); ok {
 			out[orig[fk]] = v
 		}
 	}
-	c.sh.stats.hits.Add(uint64(len(out)))
-	c.sh.stats.misses.Add(uint64(len(orig) - len(out)))
+	c.count(ctx, EventHit, uint64(len(out)))
+	c.count(ctx, EventMiss, uint64(len(orig)-len(out)))
 	return out, unprefixErr(err, orig)
 }
 

@@ -257,6 +257,9 @@ type Options struct {
 	// the others keep getting the current value. It complements
 	// EarlyRefresh's fixed window and needs no coordination. 0 means off.
 	EarlyRefreshBeta float64
+	// Observer, when set, is told of every hit, miss, load and the rest of
+	// what Stats counts, as it happens (see Observer); nil costs nothing.
+	Observer Observer
 }
 
 // Cache is a typed object cache over a memclient.Client. It is safe for

@@ -61,7 +61,7 @@ func getOrLoad[T any](ctx context.Context, b *batch[T]) (T, error) {
 		if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
 			return zero, err
 		}
-		c.sh.stats.errors.Add(1) // namespace generation unreadable: no cache
+		c.count(ctx, EventError, 1) // namespace generation unreadable: no cache
 		r := b.direct(ctx, []string{b.key})[0]
 		return r.v, r.err
 	}
@@ -279,7 +279,7 @@ func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []k
 	var retry, direct []int
 	for n, i := range joined {
 		out, err := runs[n].wait(ctx)
-		c.sh.stats.coalesced.Add(1)
+		c.count(ctx, EventCoalesced, 1)
 		if err != nil {
 			if ctx.Err() == nil && attempt < 3 && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 				retry = append(retry, i) // the leader's ctx ended, not ours: try again
@@ -290,17 +290,17 @@ func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []k
 		}
 		switch out.src {
 		case srcCache:
-			c.sh.stats.hits.Add(1)
+			c.count(ctx, EventHit, 1)
 		case srcStale:
-			c.sh.stats.staleServed.Add(1)
+			c.count(ctx, EventStaleServed, 1)
 			if out.failSafe {
-				c.sh.stats.failSafeServed.Add(1)
+				c.count(ctx, EventFailSafeServed, 1)
 			}
 		}
 		// Decode our own copy: waiters never share a value with the
 		// leader, and may ask for another type.
 		s := stored{header: header{flags: out.flags}, payload: out.data}
-		if v, ok := decodeStored[T](c, &s); ok {
+		if v, ok := decodeStored[T](ctx, c, &s); ok {
 			res[i].v = v
 			continue
 		}
@@ -399,7 +399,7 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 				j.reclaimed = true
 				switch {
 				case rs[n].st.won:
-					c.sh.stats.misses.Add(1)
+					c.count(ctx, EventMiss, 1)
 					j.mode, j.cas = rs[n].st.mode, rs[n].st.cas
 					won = append(won, j)
 				case rs[n].retry:
@@ -418,7 +418,7 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 					continue
 				}
 				j.mode, j.cas = ws[n].mode, ws[n].cas
-				b.refreshing(j)
+				b.refreshing(ctx, j)
 				won = append(won, j)
 			}
 		}
@@ -449,13 +449,13 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 		for _, j := range waiting {
 			if !j.waited {
 				j.waited = true
-				c.sh.stats.leaseWaits.Add(1)
+				c.count(ctx, EventLeaseWait, 1)
 			}
 		}
 		elapsed := now.Sub(waitStart)
 		if elapsed >= c.opts.LeaseWait {
 			for _, j := range waiting {
-				c.sh.stats.misses.Add(1)
+				c.count(ctx, EventMiss, 1)
 				j.mode, j.cas = storeSet, 0
 			}
 			later = append(later, waiting...)
@@ -467,7 +467,7 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 			kept := waiting[:0]
 			for _, j := range waiting {
 				if j.cur != nil {
-					b.fallBack(j)
+					b.fallBack(ctx, j)
 					continue
 				}
 				kept = append(kept, j)
@@ -552,14 +552,14 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 			b.finish(j, keyResult[T]{err: st.err}, outcome{})
 			return actDone
 		}
-		c.sh.stats.errors.Add(1)
-		c.sh.stats.misses.Add(1)
+		c.count(ctx, EventError, 1)
+		c.count(ctx, EventMiss, 1)
 		j.mode, j.cas = storeNone, 0
 		return actLoad
 	}
 	switch st.state {
 	case stWon:
-		c.sh.stats.misses.Add(1)
+		c.count(ctx, EventMiss, 1)
 		j.mode, j.cas = st.mode, st.cas
 		return actLoad
 	case stPending:
@@ -568,27 +568,27 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 	s, kind := parseStored(st.data, st.flags)
 	usable := kind == itemValue && (len(s.tags) == 0 || b.vs.valid(&s))
 	if kind == itemCorrupt {
-		c.sh.stats.decodeErrors.Add(1)
+		c.count(ctx, EventDecodeError, 1)
 	}
 	if usable && s.kind == kindNotFound {
 		if st.won && st.state == stStale { // Invalidate on a cached "not found"
-			c.sh.stats.misses.Add(1)
+			c.count(ctx, EventMiss, 1)
 			j.mode, j.cas = st.mode, st.cas
 			return actLoad
 		}
 		b.ignoreWin(ctx, j)
-		c.sh.stats.negativeHits.Add(1)
+		c.count(ctx, EventNegativeHit, 1)
 		b.finish(j, keyResult[T]{err: ErrNotFound}, outcome{})
 		return actDone
 	}
 	var v T
 	if usable {
-		v, usable = decodeStored[T](c, &s)
+		v, usable = decodeStored[T](ctx, c, &s)
 	}
 	if !usable {
 		switch {
 		case st.won:
-			c.sh.stats.misses.Add(1)
+			c.count(ctx, EventMiss, 1)
 			j.mode, j.cas = st.mode, st.cas
 			return actLoad
 		case st.state == stStale || st.pending:
@@ -605,8 +605,8 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 		if s.retryAt != 0 && ms < s.retryAt {
 			// A failed reload keeps it in service for a while.
 			b.ignoreWin(ctx, j)
-			c.sh.stats.staleServed.Add(1)
-			c.sh.stats.failSafeServed.Add(1)
+			c.count(ctx, EventStaleServed, 1)
+			c.count(ctx, EventFailSafeServed, 1)
 			b.finish(j, keyResult[T]{v: v}, out(srcStale, true))
 			return actDone
 		}
@@ -616,7 +616,7 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 		}
 		switch {
 		case st.won:
-			c.sh.stats.misses.Add(1)
+			c.count(ctx, EventMiss, 1)
 			j.mode, j.cas = st.mode, st.cas
 			return actLoad
 		case st.state == stStale || st.pending:
@@ -629,7 +629,7 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 			// Reload after the flight: the goroutines sharing this
 			// lookup get the stale value at once, like every other
 			// process.
-			c.sh.stats.misses.Add(1)
+			c.count(ctx, EventMiss, 1)
 			j.mode, j.cas = st.mode, st.cas
 			if c.opts.FailSafe > 0 {
 				j.cur = keep()
@@ -638,15 +638,15 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 			j.res.v = v // until the reload says otherwise
 			return actLoad
 		}
-		c.sh.stats.staleServed.Add(1)
+		c.count(ctx, EventStaleServed, 1)
 		b.finish(j, keyResult[T]{v: v}, out(srcStale, false))
 		return actDone
 	}
-	c.sh.stats.hits.Add(1)
+	c.count(ctx, EventHit, 1)
 	if st.won {
 		j.cur = keep()
 		j.mode, j.cas = st.mode, st.cas
-		b.refreshing(j)
+		b.refreshing(ctx, j)
 		return actLoad
 	}
 	if b.xfetch(&s, now) {
@@ -659,8 +659,8 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 
 // refreshing makes j an early refresh of its current value: the value is
 // published at once, and a failed refresh keeps it.
-func (b *batch[T]) refreshing(j *job[T]) {
-	b.c.sh.stats.refreshes.Add(1)
+func (b *batch[T]) refreshing(ctx context.Context, j *job[T]) {
+	b.c.count(ctx, EventRefresh, 1)
 	j.refresh = true
 	b.publish(j, j.cur.outcome(srcCache, false), nil)
 	j.res.v = j.cur.v
@@ -706,14 +706,14 @@ func (b *batch[T]) finish(j *job[T], r keyResult[T], out outcome) {
 
 // fallBack finishes j with its current value, served because a reload
 // failed or is slow.
-func (b *batch[T]) fallBack(j *job[T]) {
+func (b *batch[T]) fallBack(ctx context.Context, j *job[T]) {
 	c := b.c
 	if j.refresh {
 		b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcCache, false))
 		return
 	}
-	c.sh.stats.staleServed.Add(1)
-	c.sh.stats.failSafeServed.Add(1)
+	c.count(ctx, EventStaleServed, 1)
+	c.count(ctx, EventFailSafeServed, 1)
 	b.finish(j, keyResult[T]{v: j.cur.v}, j.cur.outcome(srcStale, true))
 }
 
@@ -746,7 +746,7 @@ func (b *batch[T]) loadJobs(ctx context.Context, jobs []*job[T]) {
 	if err != nil {
 		// Without versions the values cannot carry their tags: load
 		// them, store nothing.
-		c.sh.stats.errors.Add(1)
+		c.count(ctx, EventError, 1)
 		for _, j := range jobs {
 			b.abandon(ctx, j, false)
 			j.mode = storeNone
@@ -761,7 +761,7 @@ func (b *batch[T]) loadJobs(ctx context.Context, jobs []*job[T]) {
 			return
 		}
 	}
-	b.apply(jobs, b.settle(ctx, jobs, tags))
+	b.apply(ctx, jobs, b.settle(ctx, jobs, tags))
 }
 
 // loadSoft runs the load in the background and waits for it up to
@@ -800,14 +800,14 @@ func (b *batch[T]) loadSoft(ctx context.Context, jobs []*job[T], tags []tagVersi
 		if r.panicked {
 			panic(r.p)
 		}
-		b.apply(jobs, r.res)
+		b.apply(ctx, jobs, r.res)
 	case <-t.C:
-		c.sh.stats.backgroundLoads.Add(uint64(len(jobs)))
+		c.count(ctx, EventBackgroundLoad, uint64(len(jobs)))
 		for _, j := range jobs {
-			b.fallBack(j)
+			b.fallBack(ctx, j)
 		}
 	case <-ctx.Done():
-		c.sh.stats.backgroundLoads.Add(uint64(len(jobs)))
+		c.count(ctx, EventBackgroundLoad, uint64(len(jobs)))
 		for _, j := range jobs {
 			b.finish(j, keyResult[T]{err: ctx.Err()}, outcome{})
 		}
@@ -816,10 +816,10 @@ func (b *batch[T]) loadSoft(ctx context.Context, jobs []*job[T], tags []tagVersi
 }
 
 // apply gives the jobs the results of their load.
-func (b *batch[T]) apply(jobs []*job[T], res []settled[T]) {
+func (b *batch[T]) apply(ctx context.Context, jobs []*job[T], res []settled[T]) {
 	for i, j := range jobs {
 		if res[i].fallback {
-			b.fallBack(j)
+			b.fallBack(ctx, j)
 			continue
 		}
 		b.finish(j, res[i].r, res[i].out)
@@ -837,15 +837,14 @@ func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion
 	for i, j := range jobs {
 		keys[i] = j.key
 	}
-	c.sh.stats.loads.Add(n)
+	c.count(ctx, EventLoad, n)
 	if b.multi != nil {
-		c.sh.stats.batchLoads.Add(1)
-		c.sh.stats.batchKeys.Add(n)
+		c.count(ctx, EventBatchLoad, n)
 	}
 	finished := false
 	defer func() {
 		if !finished { // the loader panicked
-			c.sh.stats.loadErrors.Add(n)
+			c.count(ctx, EventLoadError, n)
 			for _, j := range jobs {
 				b.abandon(ctx, j, false)
 			}
@@ -861,7 +860,7 @@ func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion
 		m, err = nil, nil // the whole batch is "not found"
 	}
 	if err != nil {
-		c.sh.stats.loadErrors.Add(n)
+		c.count(ctx, EventLoadError, n)
 		if b.multi != nil {
 			err = fmt.Errorf("objcache: loading %d key(s): %w", len(keys), err)
 		}
@@ -875,7 +874,7 @@ func (b *batch[T]) settle(ctx context.Context, jobs []*job[T], tags []tagVersion
 	for i, j := range jobs {
 		l, ok := m[j.key]
 		if !ok || l.err != nil {
-			c.sh.stats.notFound.Add(1)
+			c.count(ctx, EventNotFound, 1)
 			nf := l.err
 			if nf == nil {
 				nf = ErrNotFound
@@ -938,7 +937,7 @@ func (b *batch[T]) store(ctx context.Context, jobs []*job[T], writes []write) {
 			err = c.co.store(ctx, it, j.mode, w.fresh)
 		}
 		if err != nil {
-			c.sh.stats.errors.Add(1)
+			c.count(ctx, EventError, 1)
 		}
 	})
 }
@@ -1002,7 +1001,7 @@ func (b *batch[T]) keepInService(ctx context.Context, j *job[T]) {
 		err = c.co.store(ctx, it, j.mode, backoff+c.opts.EarlyRefresh)
 	}
 	if err != nil {
-		c.sh.stats.errors.Add(1)
+		c.count(ctx, EventError, 1)
 	}
 }
 
@@ -1011,15 +1010,14 @@ func (b *batch[T]) keepInService(ctx context.Context, j *job[T]) {
 func (b *batch[T]) direct(ctx context.Context, keys []string) []keyResult[T] {
 	c := b.c
 	n := uint64(len(keys))
-	c.sh.stats.loads.Add(n)
+	c.count(ctx, EventLoad, n)
 	if b.multi != nil {
-		c.sh.stats.batchLoads.Add(1)
-		c.sh.stats.batchKeys.Add(n)
+		c.count(ctx, EventBatchLoad, n)
 	}
 	finished := false
 	defer func() {
 		if !finished {
-			c.sh.stats.loadErrors.Add(n)
+			c.count(ctx, EventLoadError, n)
 		}
 	}()
 	m, err := b.load(ctx, keys)
@@ -1037,17 +1035,17 @@ func (b *batch[T]) direct(ctx context.Context, keys []string) []keyResult[T] {
 				res[i].err = err
 			}
 		case !ok:
-			c.sh.stats.notFound.Add(1)
+			c.count(ctx, EventNotFound, 1)
 			res[i].err = ErrNotFound
 		case l.err != nil:
-			c.sh.stats.notFound.Add(1)
+			c.count(ctx, EventNotFound, 1)
 			res[i].err = l.err
 		default:
 			res[i].v = l.v
 		}
 	}
 	if err != nil {
-		c.sh.stats.loadErrors.Add(n)
+		c.count(ctx, EventLoadError, n)
 	}
 	return res
 }

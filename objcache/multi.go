@@ -72,7 +72,7 @@ func GetOrLoadMulti[T any](ctx context.Context, c *Cache, keys []string, ttl tim
 	case err != nil && ctxEnded(ctx, err):
 		return out, err
 	case err != nil:
-		c.sh.stats.errors.Add(1) // namespace generation unreadable: no cache
+		c.count(ctx, EventError, 1) // namespace generation unreadable: no cache
 		ks, res = uniq, b.direct(ctx, uniq)
 	default:
 		fks := make([]string, 0, len(uniq))
