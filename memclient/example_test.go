@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/memkit/memkit/internal/memcachetest"
 	"github.com/memkit/memkit/memclient"
@@ -124,4 +125,48 @@ func ExampleNewFromConfig() {
 		fmt.Println(s.Up, s.Weight)
 	}
 	// Output: true 1
+}
+
+// A gutter pool keeps a lost server's keys cached: here the key's own
+// server is gone (nothing listens on port 1), so reads and writes go to
+// the gutter, with TTLs no longer than GutterTTL.
+func ExampleConfig_gutter() {
+	ctx := context.Background()
+	mc, err := memclient.NewFromConfig(memclient.Config{
+		Servers:   []memclient.Server{{Addr: "127.0.0.1:1"}},
+		Gutter:    []memclient.Server{{Addr: exampleAddr}},
+		GutterTTL: 10 * time.Second,
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer mc.Close()
+	_, err = mc.Get(ctx, "user:42")
+	fmt.Println(errors.Is(err, memclient.ErrCacheMiss)) // the gutter answered
+	_ = mc.Set(ctx, &memclient.Item{Key: "user:42", Value: []byte("Ada")})
+	it, _ := mc.Get(ctx, "user:42")
+	fmt.Println(string(it.Value))
+	_, err = mc.Increment(ctx, "visits", 1)
+	fmt.Println(errors.Is(err, memclient.ErrServerUnavailable)) // never in the gutter
+	// Output:
+	// true
+	// Ada
+	// true
+}
+
+// GetInto reads into an Item the caller keeps: after the first call, no
+// allocation, and a large value goes from the socket straight into it.
+func ExampleClient_GetInto() {
+	ctx := context.Background()
+	mc, _ := memclient.New(exampleAddr)
+	defer mc.Close()
+	_ = mc.Set(ctx, &memclient.Item{Key: "page", Value: []byte("<html>...</html>")})
+	it := &memclient.Item{Value: make([]byte, 0, 64<<10)} // reused
+	for i := 0; i < 3; i++ {
+		if err := mc.GetInto(ctx, "page", it); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println(string(it.Value))
+	// Output: <html>...</html>
 }
