@@ -767,7 +767,7 @@ func (c *conn) usable(now int64) bool {
 		// The last reader's deadline may have passed; an expired deadline
 		// would fail the peek before it looks.
 		c.setReadDeadline(time.Time{})
-		if c.br.Buffered() == 0 && !peerClosed(c.nc) {
+		if c.br.Buffered() == 0 && !unreadOrClosed(c.nc) {
 			c.lastSend.Store(now) // alive; check again after another idle spell
 		} else {
 			ok = false // EOF, or bytes nobody asked for (TLS: a close alert)
@@ -788,7 +788,7 @@ func (c *conn) usable(now int64) bool {
 // (GC, CPU starvation) finds the replies that came meanwhile waiting, so
 // its own late look does not make the server look stuck.
 func (c *conn) silentSince(s sent) bool {
-	if pendingBytes(c.nc) {
+	if unreadOrClosed(c.nc) {
 		return false
 	}
 	return c.rx.n.Load() == s.rx
