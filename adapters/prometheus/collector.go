@@ -24,8 +24,8 @@
 //	memkit_memcached_operation_duration_seconds{operation,server}       histogram
 //	memkit_memcached_operation_outcomes_total{operation,server,outcome} counter
 //	memkit_memcached_operation_keys_total{operation,server}             counter
-//	memkit_memcached_value_bytes_received_total{operation,server}       counter
-//	memkit_memcached_value_bytes_sent_total{operation,server}           counter
+//	memkit_memcached_value_received_bytes_total{operation,server}       counter
+//	memkit_memcached_value_sent_bytes_total{operation,server}           counter
 //	memkit_memcached_server_up{server}                                  gauge, 1 or 0
 //	memkit_memcached_server_marked_down_total{server}                   counter
 //	memkit_objcache_hits_total, _misses_total, _loads_total, _load_errors_total,
@@ -191,11 +191,11 @@ func NewFromConfig(cfg Config) (*Collector, error) {
 			Help: "Keys carried by operations on a memcached server.",
 		}, opLabels),
 		bytesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "memkit_memcached_value_bytes_received_total",
+			Name: "memkit_memcached_value_received_bytes_total",
 			Help: "Value bytes received from a memcached server.",
 		}, opLabels),
 		bytesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "memkit_memcached_value_bytes_sent_total",
+			Name: "memkit_memcached_value_sent_bytes_total",
 			Help: "Value bytes sent to a memcached server.",
 		}, opLabels),
 		markedDown: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -52,8 +52,8 @@ var fixedNames = []string{
 var extraNames = []string{
 	"memkit_memcached_operation_outcomes_total",
 	"memkit_memcached_operation_keys_total",
-	"memkit_memcached_value_bytes_received_total",
-	"memkit_memcached_value_bytes_sent_total",
+	"memkit_memcached_value_received_bytes_total",
+	"memkit_memcached_value_sent_bytes_total",
 	"memkit_memcached_server_marked_down_total",
 	"memkit_objcache_not_found_total",
 	"memkit_objcache_lease_waits_total",
@@ -157,8 +157,8 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 1.0, sum(t, reg, "memkit_memcached_operation_outcomes_total", "operation", "get", "outcome", "miss"))
 	assert.Equal(t, 1.0, sum(t, reg, "memkit_memcached_operation_outcomes_total", "operation", "add", "outcome", "not_stored"))
 	assert.Equal(t, 1.0, sum(t, reg, "memkit_memcached_operation_outcomes_total", "operation", "cas", "outcome", "conflict"))
-	assert.Equal(t, 5.0, sum(t, reg, "memkit_memcached_value_bytes_sent_total", "operation", "set"))
-	assert.Equal(t, 5.0, sum(t, reg, "memkit_memcached_value_bytes_received_total", "operation", "get"))
+	assert.Equal(t, 5.0, sum(t, reg, "memkit_memcached_value_sent_bytes_total", "operation", "set"))
+	assert.Equal(t, 5.0, sum(t, reg, "memkit_memcached_value_received_bytes_total", "operation", "get"))
 	assert.Equal(t, 3.0, histCount(t, reg, "memkit_memcached_operation_duration_seconds", "operation", "get"))
 
 	// A GetMulti reports once per server, with its keys.
