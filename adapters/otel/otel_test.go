@@ -334,6 +334,15 @@ func TestTracesAndMetrics(t *testing.T) {
 	assert.Equal(t, sst.Loads, events["memkit.session.load"])
 	assert.Equal(t, int64(1), events["memkit.session.conflict"])
 	assert.Equal(t, int64(1), events["memkit.session.revocation"])
+
+	// A collection after the watched client closed still works;
+	// unwatched, its servers keep the state their last event gave them.
+	require.NoError(t, mgr.Close())
+	require.NoError(t, cache.Close())
+	require.NoError(t, mc.Close())
+	assert.Len(t, tel.serverUp(t), 2)
+	tel.obs.UnwatchClient(mc)
+	assert.Equal(t, map[string]int64{dead: 1}, tel.serverUp(t), "only the server that had events")
 }
 
 // TestPrometheusNames: exported through OpenTelemetry's Prometheus

@@ -304,10 +304,15 @@ memkit_objcache_batch_loads_total 1
 memkit_session_revocations_total 1
 `), "memkit_objcache_batch_loads_total", "memkit_session_revocations_total"))
 
-	// A closed client still answers ServerStatus; unwatched, its servers
-	// keep their last reported state.
+	// A scrape after the watched client closed still works; unwatched,
+	// its servers keep the state their last event gave them.
+	require.NoError(t, mgr.Close())
+	require.NoError(t, cache.Close())
+	require.NoError(t, mc.Close())
+	assert.Len(t, series(t, reg, "memkit_memcached_server_up"), 2)
 	metrics.UnwatchClient(mc)
-	assert.Equal(t, 1.0, series(t, reg, "memkit_memcached_server_up")["server="+dead])
+	assert.Equal(t, map[string]float64{"server=" + dead: 1}, series(t, reg, "memkit_memcached_server_up"),
+		"only the server that had events")
 }
 
 // TestObserveAllocs: in the steady state, reports allocate nothing.
