@@ -226,3 +226,36 @@ func (c *Client) Ping(ctx context.Context) ([]PingResult, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// Observers returns an Observer that tells each of obs, in order (nil
+// ones skipped): for metrics and traces at once, say. With none it
+// returns nil, which costs nothing.
+func Observers(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) ObserveOp(ctx context.Context, op Op) {
+	for _, o := range m {
+		o.ObserveOp(ctx, op)
+	}
+}
+
+func (m multiObserver) ObserveServer(ctx context.Context, ev ServerEvent) {
+	for _, o := range m {
+		o.ObserveServer(ctx, ev)
+	}
+}

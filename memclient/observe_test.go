@@ -206,3 +206,19 @@ func TestPing(t *testing.T) {
 		})
 	}
 }
+
+// TestObservers: Observers tells every observer given, skips nil ones,
+// and is nil (no cost) without any.
+func TestObservers(t *testing.T) {
+	require.Nil(t, memclient.Observers())
+	require.Nil(t, memclient.Observers(nil, nil))
+	a, b := &recorder{}, &recorder{}
+	assert.Same(t, a, memclient.Observers(nil, a))
+	o := memclient.Observers(a, nil, b)
+	o.ObserveOp(context.Background(), memclient.Op{Name: "get"})
+	o.ObserveServer(context.Background(), memclient.ServerEvent{Server: "s"})
+	for _, r := range []*recorder{a, b} {
+		assert.Len(t, r.take(), 1)
+		assert.Len(t, r.events, 1)
+	}
+}

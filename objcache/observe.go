@@ -98,3 +98,29 @@ func (c *Cache) count(ctx context.Context, kind EventKind, n uint64) {
 		o.ObserveCache(ctx, Event{Kind: kind, Count: n, Time: c.sh.now()})
 	}
 }
+
+// Observers returns an Observer that tells each of obs, in order (nil
+// ones skipped). With none it returns nil, which costs nothing.
+func Observers(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) ObserveCache(ctx context.Context, ev Event) {
+	for _, o := range m {
+		o.ObserveCache(ctx, ev)
+	}
+}

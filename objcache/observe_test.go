@@ -80,3 +80,14 @@ func TestObserver(t *testing.T) {
 		assert.True(t, rec.ctxOK, "the caller's context reaches the Observer")
 	})
 }
+
+// TestObservers: Observers tells every observer given, skips nil ones,
+// and is nil (no cost) without any.
+func TestObservers(t *testing.T) {
+	require.Nil(t, objcache.Observers(nil))
+	a, b := &cacheRecorder{}, &cacheRecorder{}
+	o := objcache.Observers(a, nil, b)
+	o.ObserveCache(context.Background(), objcache.Event{Kind: objcache.EventHit, Count: 2})
+	assert.Equal(t, uint64(2), a.sums[objcache.EventHit])
+	assert.Equal(t, uint64(2), b.sums[objcache.EventHit])
+}

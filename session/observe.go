@@ -86,3 +86,29 @@ func (m *Manager) observe(ctx context.Context, kind EventKind, start time.Time, 
 	}
 	m.Observer.ObserveSession(ctx, ev)
 }
+
+// Observers returns an Observer that tells each of obs, in order (nil
+// ones skipped). With none it returns nil, which costs nothing.
+func Observers(obs ...Observer) Observer {
+	var list multiObserver
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	switch len(list) {
+	case 0:
+		return nil
+	case 1:
+		return list[0]
+	}
+	return list
+}
+
+type multiObserver []Observer
+
+func (m multiObserver) ObserveSession(ctx context.Context, ev Event) {
+	for _, o := range m {
+		o.ObserveSession(ctx, ev)
+	}
+}

@@ -60,3 +60,14 @@ func TestObserver(t *testing.T) {
 		assert.Zero(t, rec.failed)
 	})
 }
+
+// TestObservers: Observers tells every observer given, skips nil ones,
+// and is nil (no cost) without any.
+func TestObservers(t *testing.T) {
+	require.Nil(t, session.Observers())
+	a, b := &sessionRecorder{}, &sessionRecorder{}
+	o := session.Observers(a, nil, b)
+	o.ObserveSession(context.Background(), session.Event{Kind: session.EventSave})
+	assert.Equal(t, int64(1), a.counts[session.EventSave])
+	assert.Equal(t, int64(1), b.counts[session.EventSave])
+}
