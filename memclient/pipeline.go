@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// A conn is one pipelined connection to a server. It has no goroutine of
-// its own: callers write their requests and read replies themselves.
+// A conn is one pipelined connection to a server. Callers read replies
+// themselves; the only goroutine of its own, the flusher, starts when
+// writes first overlap and ends when the connection does.
 //
 // # Who owns what
 //
@@ -36,7 +37,7 @@ import (
 // order, decodes each reply into its request, checks that the reply
 // belongs to it (meta: the O token; text: the key and the kind of reply),
 // and completes it. It reads until its own request is complete, then hands
-// the role to the newest caller parked in await, or frees it.
+// the role to the oldest caller parked in await, or frees it.
 //
 // Requests. Each request has one owner at a time:
 //
@@ -56,9 +57,9 @@ import (
 // stReading to stDone, which the role holder does itself or sees when it
 // wakes. So sig never holds more than one token, and sending never blocks.
 //
-// Failing. fail closes the socket, marks the connection closed and
-// completes every queued request with the reason; the reader, if any,
-// finds its read broken and completes the request it had popped.
+// Failing. fail closes the socket, marks the connection closed, stops the
+// flusher and completes every queued request with the reason; the reader,
+// if any, finds its read broken and completes the request it had popped.
 type conn struct {
 	srv  *server
 	nc   net.Conn
