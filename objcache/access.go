@@ -13,18 +13,6 @@ import (
 // forms. Reads and writes go through the stored format (format.go) and
 // tags (tags.go).
 
-// decodeStored decodes s's payload into a new T; errors count as decode
-// errors.
-func decodeStored[T any](ctx context.Context, c *Cache, s *stored) (T, bool) {
-	var v T
-	if err := c.ser.Unmarshal(s.payload, s.flags, &v); err != nil {
-		c.count(ctx, EventDecodeError, 1)
-		var zero T
-		return zero, false
-	}
-	return v, true
-}
-
 // expired reports whether s is past its expiry and not kept in service
 // after a failed reload.
 func expired(s *stored, now time.Time) bool {
@@ -61,7 +49,7 @@ func readValue[T any](ctx context.Context, c *Cache, it *memclient.Item, vs vers
 			return zero, false
 		}
 	}
-	return decodeStored[T](ctx, c, &s)
+	return decodeStored[T](ctx, c, &s, ownBytes) // a read's item is its own
 }
 
 // readOne reads full key k and the versions of c's tags in one round
@@ -316,7 +304,7 @@ func GetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, keys []str
 		if len(s.tags) > 0 && !vs.valid(s) {
 			continue
 		}
-		if v, ok := decodeStored[T](ctx, c, s); ok {
+		if v, ok := decodeStored[T](ctx, c, s, ownBytes); ok {
 			out[orig[fk]] = v
 		}
 	}

@@ -5,6 +5,10 @@ import (
 	"sync"
 )
 
+// callPool recycles the calls that nobody waited for: on the hot path (a
+// hit that no other goroutine shared) a run then costs no allocation.
+var callPool = sync.Pool{New: func() any { return new(call) }}
+
 // group is a context-aware singleflight: of the concurrent lookups of one
 // key, the first (the leader) runs it and the others wait for its
 // outcome. A waiter whose ctx ends stops waiting (the run goes on for the
@@ -44,15 +48,18 @@ func (g *group) begin(key string) (run *call, leader bool) {
 	if g.m == nil {
 		g.m = make(map[string]*call)
 	}
-	run = &call{}
+	run = callPool.Get().(*call)
 	g.m[key] = run
 	return run, true
 }
 
 // end publishes the outcome of a run begun as leader and releases its
-// waiters. Waiters join only while the run is in g.m, so once end removed
-// it, done can no longer be made.
-func (g *group) end(key string, run *call, res outcome, err error) {
+// waiters; shared reports whether there were any (then they read res's
+// bytes too). Waiters join only while the run is in g.m, so once end
+// removed it, done can no longer be made: a run nobody joined is nobody
+// else's, and goes back to the pool. The leader must not use run after
+// end.
+func (g *group) end(key string, run *call, res outcome, err error) (shared bool) {
 	run.res, run.err = res, err
 	g.mu.Lock()
 	if g.m[key] == run {
@@ -60,9 +67,13 @@ func (g *group) end(key string, run *call, res outcome, err error) {
 	}
 	done := run.done
 	g.mu.Unlock()
-	if done != nil {
-		close(done)
+	if done == nil {
+		*run = call{}
+		callPool.Put(run)
+		return false
 	}
+	close(done)
+	return true
 }
 
 // wait returns the outcome of a run joined with begin, or ctx's error if
