@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -43,8 +44,11 @@ const (
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
 	ttl = c.ttl(ttl)
-	k, err := c.Key(ctx, key)
-	if err != nil {
+	k, v, hit, err := lookupKey[T](ctx, c, key)
+	switch {
+	case hit:
+		return v, nil
+	case err != nil:
 		return (&batch[T]{c: c, ttl: ttl, key: key, plain: load}).keyFailed(ctx, err)
 	}
 	v, fl, ok := hitOne[T](ctx, c, k, ttl)
@@ -59,8 +63,11 @@ func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Durati
 // value, 0 meaning Options.TTL and NoExpiration never expire.
 func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
 	ttl := c.ttl(0)
-	k, err := c.Key(ctx, key)
-	if err != nil {
+	k, v, hit, err := lookupKey[T](ctx, c, key)
+	switch {
+	case hit:
+		return v, nil
+	case err != nil:
 		return (&batch[T]{c: c, ttl: ttl, key: key, withTTL: load}).keyFailed(ctx, err)
 	}
 	v, fl, ok := hitOne[T](ctx, c, k, ttl)
@@ -108,6 +115,12 @@ func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (
 	if !fl.leader {
 		return v, fl, false
 	}
+	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
+	var seq uint64
+	if l := c.sh.local; l != nil {
+		stripe = l.stripe(k)
+		seq = stripe.Load()
+	}
 	fl.st = c.co.lookupOne(ctx, k, ttl)
 	st := &fl.st
 	if st.err != nil || st.state != stHit || st.won {
@@ -117,31 +130,38 @@ func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (
 	if kind != itemValue || s.kind != kindValue || len(s.tags) > 0 {
 		return v, fl, false
 	}
+	var now time.Time
 	if s.expires != 0 {
 		if c.opts.EarlyRefreshBeta > 0 && s.loadTime > 0 {
 			return v, fl, false // XFetch draws on every hit: judge does it
 		}
-		if c.sh.now().UnixMilli() >= s.expires {
+		if now = c.sh.now(); now.UnixMilli() >= s.expires {
 			return v, fl, false
 		}
 	}
 	out := outcome{data: s.payload, flags: s.flags, src: srcCache}
 	if isRaw[T](s.flags) {
 		// Cannot fail: publish first, then share the bytes unless
-		// other goroutines read them too.
+		// other goroutines read them too (the local tier's share them
+		// under its aliasing rule).
 		c.count(ctx, EventHit, 1)
 		sh := ownBytes
 		if c.sh.flight.end(k, fl.run, out, nil) {
 			sh = readBytes
 		}
 		v, _ = decodeRaw[T](s.payload, s.flags, sh)
-		return v, firstLook{}, true
+	} else {
+		if v, ok = decodeQuiet[T](c, s.payload, s.flags, readBytes); !ok {
+			return v, fl, false // judge counts the decode error and reclaims the key
+		}
+		c.count(ctx, EventHit, 1)
+		c.sh.flight.end(k, fl.run, out, nil)
 	}
-	if v, ok = decodeQuiet[T](c, s.payload, s.flags, readBytes); !ok {
-		return v, fl, false // judge counts the decode error and reclaims the key
+	if stripe != nil {
+		if ttl, ok := localTTL(&s, st.ttl, now); ok {
+			c.sh.local.offer(k, stripe, seq, s.payload, s.flags, ttl)
+		}
 	}
-	c.count(ctx, EventHit, 1)
-	c.sh.flight.end(k, fl.run, out, nil)
 	return v, firstLook{}, true
 }
 
@@ -838,6 +858,9 @@ func (b *batch[T]) abandon(ctx context.Context, j *job[T], drop bool) {
 		return
 	}
 	b.c.co.release(context.WithoutCancel(ctx), j.fk, j.mode, drop)
+	if drop {
+		b.c.localDrop(j.fk)
+	}
 }
 
 // settled is the result of loading one job's key.
@@ -1050,6 +1073,7 @@ func (b *batch[T]) store(ctx context.Context, jobs []*job[T], writes []write) {
 			it.CAS = j.cas
 			err = c.co.store(ctx, it, j.mode, w.fresh)
 		}
+		c.localDrop(j.fk)
 		if err != nil {
 			c.count(ctx, EventError, 1)
 		}
@@ -1114,6 +1138,7 @@ func (b *batch[T]) keepInService(ctx context.Context, j *job[T]) {
 		it.CAS = j.cas
 		err = c.co.store(ctx, it, j.mode, backoff+c.opts.EarlyRefresh)
 	}
+	c.localDrop(j.fk)
 	if err != nil {
 		c.count(ctx, EventError, 1)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/memkit/memkit/memclient"
 )
@@ -48,7 +49,10 @@ func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(contex
 			}
 		}
 		rttl := c.ttl(ttl)
-		fk, key, err := c.memoKey(ctx, name, arg, key)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
 		if err == nil {
 			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
 				return v, nil
@@ -76,7 +80,10 @@ func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(con
 			}
 		}
 		rttl := c.ttl(ttl)
-		fk, key, err := c.memoKey(ctx, name, arg, key)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
 		if err == nil {
 			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
 				return v, nil
@@ -104,7 +111,10 @@ func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(
 			}
 		}
 		rttl := c.ttl(ttl)
-		fk, key, err := c.memoKey(ctx, name, arg, key)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
 		if err == nil {
 			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
 				return v, nil
@@ -118,28 +128,39 @@ func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(
 	}
 }
 
-// memoKey returns the full key and the key (without prefix) of a memoized
-// call of name: key when ArgsKey made it, else name, ':' and arg, the
-// arguments' JSON from appendArg, built with the prefix in one allocation.
-// On an error (the namespace's generation) the key is still returned, for
-// a load without the cache.
-func (c *Cache) memoKey(ctx context.Context, name string, arg []byte, key string) (fk, k string, err error) {
+// memoLookup returns the full key and the key (without prefix) of a
+// memoized call of name, or, with a local tier that holds it, its value
+// (hit). The key is key when ArgsKey made it, else name, ':' and arg, the
+// arguments' JSON from appendArg, built with the prefix in one
+// allocation (none on a local hit). On an error (the namespace's
+// generation) the key is still returned, for a load without the cache.
+func memoLookup[R any](ctx context.Context, c *Cache, name string, arg []byte, key string) (fk, k string, v R, hit bool, err error) {
 	p, err := c.prefix(ctx)
 	switch {
 	case err != nil:
 		if key == "" {
 			key = name + ":" + string(arg)
 		}
-		return "", key, err
+		return "", key, v, false, err
 	case key != "":
+		if c.sh.local != nil {
+			if v, hit = localHit[R](ctx, c, p, key, "", ""); hit {
+				return "", key, v, true, nil
+			}
+		}
 		fk, err = c.fullKey(p, key)
-		return fk, key, err
+		return fk, key, v, false, err
+	}
+	if c.sh.local != nil {
+		if v, hit = localHit[R](ctx, c, p, name, ":", unsafe.String(unsafe.SliceData(arg), len(arg))); hit {
+			return "", "", v, true, nil
+		}
 	}
 	fk = p + name + ":" + string(arg)
 	if len(fk) <= MaxKeyLen {
-		return fk, fk[len(p):], nil
+		return fk, fk[len(p):], v, false, nil
 	}
-	return fitKey(fk), name + ":" + string(arg), nil
+	return fitKey(fk), name + ":" + string(arg), v, false, nil
 }
 
 // argBuf is the room on the stack for the arguments' encoding by
