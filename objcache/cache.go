@@ -84,6 +84,10 @@
 //     bumping a generation number.
 //   - WithTags, InvalidateTags: values that carry tags, dropped wherever
 //     they are cached by bumping a tag's version, O(1) per tag (tags.go).
+//   - Options.Local: an in-process tier for hot keys, behind the small
+//     LocalCache interface (adapters/otterlocal, its own module, is one on
+//     maypok86/otter), read before memcached by Get, GetOrLoad and the
+//     Memoize functions, with a bounded staleness (local.go).
 //   - Close: stops the loads that LoadTimeout left in the background.
 //   - Stats: hits, misses, loads, load errors, not-founds, stale and
 //     fail-safe values served, batch loads and their keys, background
