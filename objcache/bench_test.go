@@ -3,6 +3,7 @@ package objcache_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -210,7 +211,7 @@ func BenchmarkGetOrLoadHitBytesParallel(b *testing.B) {
 	ctx := context.Background()
 	val := make([]byte, 100)
 	load := func(context.Context) ([]byte, error) { return val, nil }
-	keys := make([]string, 64)
+	keys := make([]string, 1000)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("p%d", i)
 		if _, err := objcache.GetOrLoad(ctx, c, keys[i], time.Hour, load); err != nil {
@@ -218,9 +219,10 @@ func BenchmarkGetOrLoadHitBytesParallel(b *testing.B) {
 		}
 	}
 	b.ReportAllocs()
-	b.SetParallelism(32)
+	b.SetParallelism(32) // 64 goroutines on 2 CPUs
+	var worker atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		for i := 0; pb.Next(); i++ {
+		for i := int(worker.Add(1)) * 7919; pb.Next(); i++ { // the bench module's spread
 			if _, err := objcache.GetOrLoad(ctx, c, keys[i%len(keys)], time.Hour, load); err != nil {
 				b.Error(err)
 				return
@@ -233,7 +235,7 @@ func BenchmarkClientGetParallel(b *testing.B) {
 	srv := memcachetest.Start(b, memcachetest.Options{})
 	cl := newClient(b, srv.Addr, memclient.ProtocolMeta)
 	ctx := context.Background()
-	keys := make([]string, 64)
+	keys := make([]string, 1000)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("bench:p%d", i)
 		if err := cl.Set(ctx, &memclient.Item{Key: keys[i], Value: make([]byte, 100)}); err != nil {
@@ -242,8 +244,9 @@ func BenchmarkClientGetParallel(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.SetParallelism(32)
+	var worker atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
-		for i := 0; pb.Next(); i++ {
+		for i := int(worker.Add(1)) * 7919; pb.Next(); i++ {
 			if _, err := cl.Get(ctx, keys[i%len(keys)]); err != nil {
 				b.Error(err)
 				return

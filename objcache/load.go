@@ -101,7 +101,7 @@ type firstLook struct {
 
 // hitOne is the hot path of a one-key get-or-load of full key k, whose
 // values get ttl: it leads or joins the key's flight and, as leader, looks
-// the key up. When that finds a fresh value with nothing to do but decode
+// the key up (as a waiter it takes the leader's fresh value). When that finds a fresh value with nothing to do but decode
 // it (no tags, no refresh to run, not expired, not stale, no lease won)
 // it counts the hit, ends the flight with the value and returns it: no
 // batch, no job, no closure, and for a native []byte or string no copy
@@ -113,7 +113,20 @@ func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (
 	}
 	fl.run, fl.leader = c.sh.flight.begin(k)
 	if !fl.leader {
-		return v, fl, false
+		// Another goroutine looks k up: its fresh value, decoded anew
+		// (a []byte copied, as every goroutine of the flight reads the
+		// bytes). Anything else, runBegun deals with, waiting again on
+		// the run that is over.
+		out, err := fl.run.wait(ctx)
+		if err != nil || out.src != srcCache {
+			return v, fl, false
+		}
+		if v, ok = decodeQuiet[T](c, out.data, out.flags, readBytes); !ok {
+			return v, fl, false
+		}
+		c.count(ctx, EventCoalesced, 1)
+		c.count(ctx, EventHit, 1)
+		return v, firstLook{}, true
 	}
 	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
 	var seq uint64
