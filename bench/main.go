@@ -187,7 +187,8 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 	}
 	var cases []benchCase
 	need := 0
-	for _, bc := range append(clientCases(cp), sessionCases(cfg.clients, cfg.conns)...) {
+	all := append(clientCases(cp), sessionCases(cfg.clients, cfg.conns)...)
+	for _, bc := range append(all, objcacheCases(cp)...) {
 		if cfg.match(bc.name) {
 			cases = append(cases, bc)
 			need = max(need, bc.servers)

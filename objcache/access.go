@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -12,18 +13,6 @@ import (
 // Typed access: Get, Set, Add, Delete, Invalidate and the multi-key
 // forms. Reads and writes go through the stored format (format.go) and
 // tags (tags.go).
-
-// decodeStored decodes s's payload into a new T; errors count as decode
-// errors.
-func decodeStored[T any](ctx context.Context, c *Cache, s *stored) (T, bool) {
-	var v T
-	if err := c.ser.Unmarshal(s.payload, s.flags, &v); err != nil {
-		c.count(ctx, EventDecodeError, 1)
-		var zero T
-		return zero, false
-	}
-	return v, true
-}
 
 // expired reports whether s is past its expiry and not kept in service
 // after a failed reload.
@@ -41,27 +30,35 @@ func expired(s *stored, now time.Time) bool {
 // not decode into a T). vs holds the tag versions read with the item;
 // others the value carries are read here (one more round trip).
 func readValue[T any](ctx context.Context, c *Cache, it *memclient.Item, vs versions) (T, bool) {
+	v, _, ok := readStored[T](ctx, c, it, vs, c.sh.now())
+	return v, ok
+}
+
+// readStored is readValue that also returns what the item holds, read at
+// now.
+func readStored[T any](ctx context.Context, c *Cache, it *memclient.Item, vs versions, now time.Time) (T, stored, bool) {
 	var zero T
 	if it == nil {
-		return zero, false
+		return zero, stored{}, false
 	}
 	s, k := parseStored(it.Value, it.Flags)
 	switch {
 	case k == itemCorrupt:
 		c.count(ctx, EventDecodeError, 1)
-		return zero, false
-	case k == itemPlaceholder, s.kind == kindNotFound, expired(&s, c.sh.now()):
-		return zero, false
+		return zero, s, false
+	case k == itemPlaceholder, s.kind == kindNotFound, expired(&s, now):
+		return zero, s, false
 	}
 	if len(s.tags) > 0 {
 		if vs == nil {
 			vs = make(versions)
 		}
 		if c.resolveTags(ctx, vs, []*stored{&s}) != nil || !vs.valid(&s) {
-			return zero, false
+			return zero, s, false
 		}
 	}
-	return decodeStored[T](ctx, c, &s)
+	v, ok := decodeStored[T](ctx, c, &s, ownBytes) // a read's item is its own
+	return v, s, ok
 }
 
 // readOne reads full key k and the versions of c's tags in one round
@@ -123,20 +120,35 @@ func (c *Cache) readWithTags(ctx context.Context, ks []string) (map[string]*memc
 // know costs one more.
 func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
 	var zero T
-	k, err := c.Key(ctx, key)
-	if err != nil {
+	k, v, hit, err := lookupKey[T](ctx, c, key)
+	switch {
+	case hit:
+		return v, nil
+	case err != nil:
 		return zero, err
+	}
+	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
+	var seq uint64
+	if l := c.sh.local; l != nil {
+		stripe = l.stripe(k)
+		seq = stripe.Load()
 	}
 	it, vs, err := c.readOne(ctx, k)
 	if err != nil {
 		return zero, err
 	}
-	v, ok := readValue[T](ctx, c, it, vs)
+	now := c.sh.now()
+	v, s, ok := readStored[T](ctx, c, it, vs, now)
 	if !ok {
 		c.count(ctx, EventMiss, 1)
 		return zero, ErrCacheMiss
 	}
 	c.count(ctx, EventHit, 1)
+	if stripe != nil && len(s.tags) == 0 && s.retryAt == 0 {
+		if ttl, ok := localTTL(&s, 0, now); ok {
+			c.sh.local.offer(k, stripe, seq, s.payload, s.flags, ttl)
+		}
+	}
 	return v, nil
 }
 
@@ -214,7 +226,9 @@ func (c *Cache) Set(ctx context.Context, key string, v any, ttl time.Duration) e
 	if err != nil {
 		return err
 	}
-	return c.client.Set(ctx, it)
+	err = c.client.Set(ctx, it)
+	c.localDrop(it.Key)
+	return err
 }
 
 // Add stores v under key only if key holds nothing; otherwise it returns
@@ -225,6 +239,7 @@ func (c *Cache) Add(ctx context.Context, key string, v any, ttl time.Duration) e
 		return err
 	}
 	err = c.client.Add(ctx, it)
+	c.localDrop(it.Key)
 	if errors.Is(err, memclient.ErrNotStored) {
 		return ErrNotStored
 	}
@@ -238,6 +253,7 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 		return err
 	}
 	err = c.client.Delete(ctx, k)
+	c.localDrop(k)
 	if errors.Is(err, memclient.ErrCacheMiss) {
 		return nil
 	}
@@ -254,7 +270,9 @@ func (c *Cache) Invalidate(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	return c.co.invalidate(ctx, k)
+	err = c.co.invalidate(ctx, k)
+	c.localDrop(k)
+	return err
 }
 
 // GetMulti returns the values stored under keyPrefix+key for each of keys
@@ -316,7 +334,7 @@ func GetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, keys []str
 		if len(s.tags) > 0 && !vs.valid(s) {
 			continue
 		}
-		if v, ok := decodeStored[T](ctx, c, s); ok {
+		if v, ok := decodeStored[T](ctx, c, s, ownBytes); ok {
 			out[orig[fk]] = v
 		}
 	}
@@ -355,7 +373,11 @@ func SetMulti[T any](ctx context.Context, c *Cache, keyPrefix string, values map
 		orig[fk] = k
 		items = append(items, &memclient.Item{Key: fk, Value: data, Flags: flags, TTL: phys})
 	}
-	return unprefixErr(c.client.SetMulti(ctx, items), orig)
+	err = c.client.SetMulti(ctx, items)
+	for _, it := range items {
+		c.localDrop(it.Key)
+	}
+	return unprefixErr(err, orig)
 }
 
 // DeleteMulti deletes keyPrefix+key for each of keys; missing keys are not
@@ -375,7 +397,11 @@ func (c *Cache) DeleteMulti(ctx context.Context, keyPrefix string, keys []string
 		orig[fk] = k
 		full = append(full, fk)
 	}
-	return unprefixErr(c.client.DeleteMulti(ctx, full), orig)
+	err = c.client.DeleteMulti(ctx, full)
+	for _, k := range full {
+		c.localDrop(k)
+	}
+	return unprefixErr(err, orig)
 }
 
 // unprefixErr renames the keys of a memclient.MultiError back to the

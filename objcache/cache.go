@@ -84,6 +84,10 @@
 //     bumping a generation number.
 //   - WithTags, InvalidateTags: values that carry tags, dropped wherever
 //     they are cached by bumping a tag's version, O(1) per tag (tags.go).
+//   - Options.Local: an in-process tier for hot keys, behind the small
+//     LocalCache interface (adapters/otterlocal, its own module, is one on
+//     maypok86/otter), read before memcached by Get, GetOrLoad and the
+//     Memoize functions, with a bounded staleness (local.go).
 //   - Close: stops the loads that LoadTimeout left in the background.
 //   - Stats: hits, misses, loads, load errors, not-founds, stale and
 //     fail-safe values served, batch loads and their keys, background
@@ -260,6 +264,14 @@ type Options struct {
 	// Observer, when set, is told of every hit, miss, load and the rest of
 	// what Stats counts, as it happens (see Observer); nil costs nothing.
 	Observer Observer
+	// Local, when set, is an in-process tier in front of memcached for
+	// hot keys: Get, GetOrLoad and the Memoize functions serve what it
+	// holds without a round trip, for up to its own TTL after another
+	// process changed the value (this Cache's own writes drop it at once).
+	// A []byte read through a Cache with a local tier may be shared with
+	// other callers and must not be modified. See LocalCache. nil means
+	// off.
+	Local LocalCache
 }
 
 // Cache is a typed object cache over a memclient.Client. It is safe for
@@ -284,6 +296,7 @@ type shared struct {
 	stats  counters
 	flight group
 	bg     background
+	local  *localState // nil without Options.Local
 	// now, sleep and rand (XFetch's uniform draw in (0, 1]) are seams for
 	// tests.
 	now   func() time.Time
@@ -350,12 +363,16 @@ func New(client *memclient.Client, opts Options) (*Cache, error) {
 	default:
 		return nil, fmt.Errorf("objcache: unknown protocol %v", p)
 	}
+	sh := &shared{now: time.Now, sleep: sleepCtx, rand: randUnit}
+	if opts.Local != nil {
+		sh.local = newLocalState(opts.Local)
+	}
 	return &Cache{
 		client: client,
 		ser:    ser,
 		opts:   opts,
 		co:     co,
-		sh:     &shared{now: time.Now, sleep: sleepCtx, rand: randUnit},
+		sh:     sh,
 	}, nil
 }
 
@@ -433,7 +450,7 @@ func fitKey(k string) string {
 // (namespaces, tags). Counts are of keys: a GetOrLoadMulti of 50 keys
 // adds 50 to Hits, Misses, Loads... as 50 GetOrLoad calls would.
 type Stats struct {
-	Hits            uint64 // values served from memcached (fresh)
+	Hits            uint64 // values served fresh, from memcached or the local tier
 	Misses          uint64 // lookups that found no usable value
 	Loads           uint64 // values loaded: loader runs, and keys asked of batch loaders
 	LoadErrors      uint64 // loads that failed (or panicked); a "not found" is not one
@@ -449,12 +466,13 @@ type Stats struct {
 	BatchLoads      uint64 // calls of a GetOrLoadMulti (or MemoizeMulti) loader
 	BatchKeys       uint64 // keys asked of those calls: BatchKeys/BatchLoads is the mean batch
 	BackgroundLoads uint64 // loads that went on in the background after LoadTimeout
+	LocalHits       uint64 // of Hits, the values the local tier served (Options.Local)
 }
 
 type counters struct {
 	hits, misses, loads, loadErrors, notFound, staleServed, failSafeServed, leaseWaits,
 	decodeErrors, coalesced, refreshes, negativeHits, errors,
-	batchLoads, batchKeys, backgroundLoads atomic.Uint64
+	batchLoads, batchKeys, backgroundLoads, localHits atomic.Uint64
 }
 
 // Stats returns a snapshot of the counters.
@@ -468,7 +486,7 @@ func (c *Cache) Stats() Stats {
 		Coalesced: s.coalesced.Load(), Refreshes: s.refreshes.Load(),
 		NegativeHits: s.negativeHits.Load(), Errors: s.errors.Load(),
 		BatchLoads: s.batchLoads.Load(), BatchKeys: s.batchKeys.Load(),
-		BackgroundLoads: s.backgroundLoads.Load(),
+		BackgroundLoads: s.backgroundLoads.Load(), LocalHits: s.localHits.Load(),
 	}
 }
 

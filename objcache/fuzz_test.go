@@ -145,3 +145,31 @@ func TestEnvelopeSkipsLaterFields(t *testing.T) {
 		t.Fatalf("version %d read as %v", later[0], k)
 	}
 }
+
+// FuzzFastArgsKey: where Memoize's fast encoding applies, it is ArgsKey's.
+func FuzzFastArgsKey(f *testing.F) {
+	f.Add("chair", int64(42), true)
+	f.Add("a b\x00~\"\\é", int64(-1), false)
+	f.Fuzz(func(t *testing.T, s string, n int64, b bool) {
+		for _, tc := range []struct {
+			fast func() (string, bool)
+			args []any
+		}{
+			{func() (string, bool) { k, ok := appendArg(nil, &s); return "f:" + string(k), ok }, []any{s}},
+			{func() (string, bool) { k, ok := appendArg(nil, &n); return "f:" + string(k), ok }, []any{n}},
+			{func() (string, bool) { k, ok := appendArgs3(nil, &s, &n, &b); return "f:" + string(k), ok }, []any{s, n, b}},
+		} {
+			got, ok := tc.fast()
+			if !ok {
+				continue
+			}
+			want, err := ArgsKey("f", tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("fast key %q, ArgsKey %q", got, want)
+			}
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -42,30 +43,155 @@ const (
 // runs load and returns its result (counting Stats.Errors); it returns a
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
-	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(ttl), key: key, plain: load})
+	ttl = c.ttl(ttl)
+	k, v, hit, err := lookupKey[T](ctx, c, key)
+	switch {
+	case hit:
+		return v, nil
+	case err != nil:
+		return (&batch[T]{c: c, ttl: ttl, key: key, plain: load}).keyFailed(ctx, err)
+	}
+	v, fl, ok := hitOne[T](ctx, c, k, ttl)
+	if ok {
+		return v, nil
+	}
+	return (&batch[T]{c: c, ttl: ttl, key: key, plain: load}).goOn(ctx, k, fl)
 }
 
 // GetOrLoadTTL is GetOrLoad for loaders that choose the TTL of each value
 // they load (an HTTP max-age, a token's expiry): load returns it with the
 // value, 0 meaning Options.TTL and NoExpiration never expire.
 func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
-	return getOrLoad(ctx, &batch[T]{c: c, ttl: c.ttl(0), key: key, withTTL: load})
+	ttl := c.ttl(0)
+	k, v, hit, err := lookupKey[T](ctx, c, key)
+	switch {
+	case hit:
+		return v, nil
+	case err != nil:
+		return (&batch[T]{c: c, ttl: ttl, key: key, withTTL: load}).keyFailed(ctx, err)
+	}
+	v, fl, ok := hitOne[T](ctx, c, k, ttl)
+	if ok {
+		return v, nil
+	}
+	return (&batch[T]{c: c, ttl: ttl, key: key, withTTL: load}).goOn(ctx, k, fl)
 }
 
-// getOrLoad runs b for its one key.
-func getOrLoad[T any](ctx context.Context, b *batch[T]) (T, error) {
-	var zero T
-	c := b.c
-	k, err := c.Key(ctx, b.key)
-	if err != nil {
-		if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
-			return zero, err
-		}
-		c.count(ctx, EventError, 1) // namespace generation unreadable: no cache
-		r := b.direct(ctx, []string{b.key})[0]
-		return r.v, r.err
+// keyFailed ends a one-key get-or-load whose full key could not be made:
+// a malformed key and the end of ctx are returned; a namespace generation
+// that cannot be read means no cache, and the loader runs.
+func (b *batch[T]) keyFailed(ctx context.Context, err error) (T, error) {
+	if errors.Is(err, memclient.ErrMalformedKey) || ctxEnded(ctx, err) {
+		var zero T
+		return zero, err
 	}
-	r := b.run(ctx, []string{b.key}, []string{k}, 0)[0]
+	b.c.count(ctx, EventError, 1)
+	r := b.direct(ctx, []string{b.key})[0]
+	return r.v, r.err
+}
+
+// firstLook is what hitOne did before it handed a one-key get-or-load to
+// the full path: the flight it leads (leader) or joined, nil when it began
+// none, and as leader what its lookup found.
+type firstLook struct {
+	run    *call
+	leader bool
+	st     lookupResult
+}
+
+// hitOne is the hot path of a one-key get-or-load of full key k, whose
+// values get ttl: it leads or joins the key's flight and, as leader, looks
+// the key up (as a waiter it takes the leader's fresh value). When that finds a fresh value with nothing to do but decode
+// it (no tags, no refresh to run, not expired, not stale, no lease won)
+// it counts the hit, ends the flight with the value and returns it: no
+// batch, no job, no closure, and for a native []byte or string no copy
+// when no other goroutine shared the lookup. Otherwise ok is false and fl
+// is where the full path (goOn) takes over; nothing was counted.
+func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (v T, fl firstLook, ok bool) {
+	if len(c.tags) > 0 {
+		return v, fl, false // the view's tag versions are read with the value
+	}
+	fl.run, fl.leader = c.sh.flight.begin(k)
+	if !fl.leader {
+		// Another goroutine looks k up: its fresh value, decoded anew
+		// (a []byte copied, as every goroutine of the flight reads the
+		// bytes). Anything else, runBegun deals with, waiting again on
+		// the run that is over.
+		out, err := fl.run.wait(ctx)
+		if err != nil || out.src != srcCache {
+			return v, fl, false
+		}
+		if v, ok = decodeQuiet[T](c, out.data, out.flags, readBytes); !ok {
+			return v, fl, false
+		}
+		c.count(ctx, EventCoalesced, 1)
+		c.count(ctx, EventHit, 1)
+		return v, firstLook{}, true
+	}
+	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
+	var seq uint64
+	if l := c.sh.local; l != nil {
+		stripe = l.stripe(k)
+		seq = stripe.Load()
+	}
+	fl.st = c.co.lookupOne(ctx, k, ttl)
+	st := &fl.st
+	if st.err != nil || st.state != stHit || st.won {
+		return v, fl, false
+	}
+	s, kind := parseStored(st.data, st.flags)
+	if kind != itemValue || s.kind != kindValue || len(s.tags) > 0 {
+		return v, fl, false
+	}
+	var now time.Time
+	if s.expires != 0 {
+		if c.opts.EarlyRefreshBeta > 0 && s.loadTime > 0 {
+			return v, fl, false // XFetch draws on every hit: judge does it
+		}
+		if now = c.sh.now(); now.UnixMilli() >= s.expires {
+			return v, fl, false
+		}
+	}
+	out := outcome{data: s.payload, flags: s.flags, src: srcCache}
+	if isRaw[T](s.flags) {
+		// Cannot fail: publish first, then share the bytes unless
+		// other goroutines read them too (the local tier's share them
+		// under its aliasing rule).
+		c.count(ctx, EventHit, 1)
+		sh := ownBytes
+		if c.sh.flight.end(k, fl.run, out, nil) {
+			sh = readBytes
+		}
+		v, _ = decodeRaw[T](s.payload, s.flags, sh)
+	} else {
+		if v, ok = decodeQuiet[T](c, s.payload, s.flags, readBytes); !ok {
+			return v, fl, false // judge counts the decode error and reclaims the key
+		}
+		c.count(ctx, EventHit, 1)
+		c.sh.flight.end(k, fl.run, out, nil)
+	}
+	if stripe != nil {
+		if ttl, ok := localTTL(&s, st.ttl, now); ok {
+			c.sh.local.offer(k, stripe, seq, s.payload, s.flags, ttl)
+		}
+	}
+	return v, firstLook{}, true
+}
+
+// goOn runs the full get-or-load of b's one key, full key k, from where
+// hitOne left it.
+func (b *batch[T]) goOn(ctx context.Context, k string, fl firstLook) (T, error) {
+	keys, fks := []string{b.key}, []string{k}
+	var r keyResult[T]
+	switch {
+	case fl.run == nil:
+		r = b.run(ctx, keys, fks, 0)[0]
+	case fl.leader:
+		j := &job[T]{key: b.key, fk: k, run: fl.run, st: fl.st, looked: true}
+		r = b.runBegun(ctx, keys, fks, []*job[T]{j}, nil, nil, 0)[0]
+	default:
+		r = b.runBegun(ctx, keys, fks, nil, []int{0}, []*call{fl.run}, 0)[0]
+	}
 	return r.v, r.err
 }
 
@@ -229,6 +355,7 @@ type job[T any] struct {
 	run     *call  // the flight this job leads; nil once published
 
 	st        lookupResult
+	looked    bool      // st holds the first lookup already (hitOne's)
 	mode      storeMode // how to store what is loaded
 	cas       uint64
 	cur       *current[T] // the value served meanwhile or fallen back on
@@ -256,13 +383,11 @@ func (cu *current[T]) outcome(src source, failSafe bool) outcome {
 // are fks. Keys another goroutine of this process is looking up are
 // waited for, after this caller's own keys are done.
 func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []keyResult[T] {
-	c := b.c
-	res := make([]keyResult[T], len(keys))
 	var jobs []*job[T]
 	var joined []int
 	var runs []*call
 	for i, fk := range fks {
-		run, leader := c.sh.flight.begin(fk)
+		run, leader := b.c.sh.flight.begin(fk)
 		if leader {
 			jobs = append(jobs, &job[T]{i: i, key: keys[i], fk: fk, run: run})
 		} else {
@@ -270,6 +395,15 @@ func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []k
 			runs = append(runs, run)
 		}
 	}
+	return b.runBegun(ctx, keys, fks, jobs, joined, runs, attempt)
+}
+
+// runBegun is run once the flights are begun: jobs are the keys this
+// caller leads, joined the indexes of the keys it waits for, in the runs
+// of the same index.
+func (b *batch[T]) runBegun(ctx context.Context, keys, fks []string, jobs []*job[T], joined []int, runs []*call, attempt int) []keyResult[T] {
+	c := b.c
+	res := make([]keyResult[T], len(keys))
 	if len(jobs) > 0 {
 		b.lead(ctx, jobs)
 		for _, j := range jobs {
@@ -300,7 +434,7 @@ func (b *batch[T]) run(ctx context.Context, keys, fks []string, attempt int) []k
 		// Decode our own copy: waiters never share a value with the
 		// leader, and may ask for another type.
 		s := stored{header: header{flags: out.flags}, payload: out.data}
-		if v, ok := decodeStored[T](ctx, c, &s); ok {
+		if v, ok := decodeStored[T](ctx, c, &s, readBytes); ok {
 			res[i].v = v
 			continue
 		}
@@ -356,7 +490,13 @@ func (b *batch[T]) lead(ctx context.Context, jobs []*job[T]) {
 	var waitStart time.Time
 	backoff := pollMin
 	for pending := jobs; len(pending) > 0; {
-		if err := b.lookup(ctx, pending); err != nil {
+		if pending[0].looked {
+			// Looked up by hitOne (one key, no view tags): only the
+			// versions of the tags the value carries are missing.
+			pending[0].looked = false
+			b.vs = nil
+			b.resolveFound(ctx, pending)
+		} else if err := b.lookup(ctx, pending); err != nil {
 			if ctxEnded(ctx, err) {
 				for _, j := range pending {
 					b.finish(j, keyResult[T]{err: err}, outcome{})
@@ -523,6 +663,14 @@ func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
 			b.vs.note(c.tags, tk, items)
 		}
 	}
+	b.resolveFound(ctx, jobs)
+	return nil
+}
+
+// resolveFound reads into b.vs the versions of the tags that the values
+// the jobs' lookups found carry (one round trip when there are any).
+func (b *batch[T]) resolveFound(ctx context.Context, jobs []*job[T]) {
+	c := b.c
 	var tagged []*stored
 	for _, j := range jobs {
 		if j.st.state != stHit && j.st.state != stStale {
@@ -539,7 +687,6 @@ func (b *batch[T]) lookup(ctx context.Context, jobs []*job[T]) error {
 		}
 		_ = c.resolveTags(ctx, b.vs, tagged) // a tag it cannot read is absent: the value is a miss
 	}
-	return nil
 }
 
 // judge decides what to do with what the lookup of j's key found.
@@ -583,7 +730,7 @@ func (b *batch[T]) judge(ctx context.Context, j *job[T], now time.Time) action {
 	}
 	var v T
 	if usable {
-		v, usable = decodeStored[T](ctx, c, &s)
+		v, usable = decodeStored[T](ctx, c, &s, readBytes) // published to the goroutines sharing the lookup
 	}
 	if !usable {
 		switch {
@@ -724,6 +871,9 @@ func (b *batch[T]) abandon(ctx context.Context, j *job[T], drop bool) {
 		return
 	}
 	b.c.co.release(context.WithoutCancel(ctx), j.fk, j.mode, drop)
+	if drop {
+		b.c.localDrop(j.fk)
+	}
 }
 
 // settled is the result of loading one job's key.
@@ -936,6 +1086,7 @@ func (b *batch[T]) store(ctx context.Context, jobs []*job[T], writes []write) {
 			it.CAS = j.cas
 			err = c.co.store(ctx, it, j.mode, w.fresh)
 		}
+		c.localDrop(j.fk)
 		if err != nil {
 			c.count(ctx, EventError, 1)
 		}
@@ -1000,6 +1151,7 @@ func (b *batch[T]) keepInService(ctx context.Context, j *job[T]) {
 		it.CAS = j.cas
 		err = c.co.store(ctx, it, j.mode, backoff+c.opts.EarlyRefresh)
 	}
+	c.localDrop(j.fk)
 	if err != nil {
 		c.count(ctx, EventError, 1)
 	}

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/memkit/memkit/memclient"
 )
@@ -36,37 +38,198 @@ func Memoize0[R any](c *Cache, name string, ttl time.Duration, fn func(context.C
 //	p, err := byID(ctx, 42)
 func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A) (R, error)) func(context.Context, A) (R, error) {
 	return func(ctx context.Context, a A) (R, error) {
-		key, err := ArgsKey(name, a)
-		if err != nil {
-			var zero R
-			return zero, err
+		var buf [argBuf]byte
+		arg, ok := appendArg(buf[:0], &a)
+		var key string
+		if !ok {
+			var err error
+			if key, err = ArgsKey(name, a); err != nil {
+				var zero R
+				return zero, err
+			}
 		}
-		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a) })
+		rttl := c.ttl(ttl)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
+		if err == nil {
+			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
+				return v, nil
+			} else {
+				a := a // the loader's own copy: a stays on the stack on a hit
+				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a) }}).goOn(ctx, fk, fl)
+			}
+		}
+		a1 := a
+		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1) }}).keyFailed(ctx, err)
 	}
 }
 
 // Memoize2 is Memoize1 for functions of two arguments.
 func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B) (R, error)) func(context.Context, A, B) (R, error) {
 	return func(ctx context.Context, a A, b B) (R, error) {
-		key, err := ArgsKey(name, a, b)
-		if err != nil {
-			var zero R
-			return zero, err
+		var buf [argBuf]byte
+		arg, ok := appendArgs2(buf[:0], &a, &b)
+		var key string
+		if !ok {
+			var err error
+			if key, err = ArgsKey(name, a, b); err != nil {
+				var zero R
+				return zero, err
+			}
 		}
-		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b) })
+		rttl := c.ttl(ttl)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
+		if err == nil {
+			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
+				return v, nil
+			} else {
+				a, b := a, b
+				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a, b) }}).goOn(ctx, fk, fl)
+			}
+		}
+		a1, b1 := a, b
+		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1, b1) }}).keyFailed(ctx, err)
 	}
 }
 
 // Memoize3 is Memoize1 for functions of three arguments.
 func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B, D) (R, error)) func(context.Context, A, B, D) (R, error) {
 	return func(ctx context.Context, a A, b B, d D) (R, error) {
-		key, err := ArgsKey(name, a, b, d)
-		if err != nil {
-			var zero R
-			return zero, err
+		var buf [argBuf]byte
+		arg, ok := appendArgs3(buf[:0], &a, &b, &d)
+		var key string
+		if !ok {
+			var err error
+			if key, err = ArgsKey(name, a, b, d); err != nil {
+				var zero R
+				return zero, err
+			}
 		}
-		return GetOrLoad(ctx, c, key, ttl, func(ctx context.Context) (R, error) { return fn(ctx, a, b, d) })
+		rttl := c.ttl(ttl)
+		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+		if hit {
+			return v, nil
+		}
+		if err == nil {
+			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
+				return v, nil
+			} else {
+				a, b, d := a, b, d
+				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a, b, d) }}).goOn(ctx, fk, fl)
+			}
+		}
+		a1, b1, d1 := a, b, d
+		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1, b1, d1) }}).keyFailed(ctx, err)
 	}
+}
+
+// memoLookup returns the full key and the key (without prefix) of a
+// memoized call of name, or, with a local tier that holds it, its value
+// (hit). The key is key when ArgsKey made it, else name, ':' and arg, the
+// arguments' JSON from appendArg, built with the prefix in one
+// allocation (none on a local hit). On an error (the namespace's
+// generation) the key is still returned, for a load without the cache.
+func memoLookup[R any](ctx context.Context, c *Cache, name string, arg []byte, key string) (fk, k string, v R, hit bool, err error) {
+	p, err := c.prefix(ctx)
+	switch {
+	case err != nil:
+		if key == "" {
+			key = name + ":" + string(arg)
+		}
+		return "", key, v, false, err
+	case key != "":
+		if c.sh.local != nil {
+			if v, hit = localHit[R](ctx, c, p, key, "", ""); hit {
+				return "", key, v, true, nil
+			}
+		}
+		fk, err = c.fullKey(p, key)
+		return fk, key, v, false, err
+	}
+	if c.sh.local != nil {
+		if v, hit = localHit[R](ctx, c, p, name, ":", unsafe.String(unsafe.SliceData(arg), len(arg))); hit {
+			return "", "", v, true, nil
+		}
+	}
+	fk = p + name + ":" + string(arg)
+	if len(fk) <= MaxKeyLen {
+		return fk, fk[len(p):], v, false, nil
+	}
+	return fitKey(fk), name + ":" + string(arg), v, false, nil
+}
+
+// argBuf is the room on the stack for the arguments' encoding by
+// appendArg; longer ones spill to the heap.
+const argBuf = 64
+
+// appendArg appends the JSON of *a, as ArgsKey writes it (and json.Marshal
+// would), when a is a bool, a Go integer or a string of printable ASCII
+// that needs no escaping and no '~' (so that the key needs no base64): the
+// common arguments, encoded without encoding/json's allocations. ok is
+// false for anything else, which ArgsKey encodes. Exact types only: a
+// named type may have its own MarshalJSON.
+func appendArg[A any](dst []byte, a *A) ([]byte, bool) {
+	switch p := any(a).(type) {
+	case *int:
+		return strconv.AppendInt(dst, int64(*p), 10), true
+	case *int64:
+		return strconv.AppendInt(dst, *p, 10), true
+	case *int32:
+		return strconv.AppendInt(dst, int64(*p), 10), true
+	case *int16:
+		return strconv.AppendInt(dst, int64(*p), 10), true
+	case *int8:
+		return strconv.AppendInt(dst, int64(*p), 10), true
+	case *uint:
+		return strconv.AppendUint(dst, uint64(*p), 10), true
+	case *uint64:
+		return strconv.AppendUint(dst, *p, 10), true
+	case *uint32:
+		return strconv.AppendUint(dst, uint64(*p), 10), true
+	case *uint16:
+		return strconv.AppendUint(dst, uint64(*p), 10), true
+	case *uint8:
+		return strconv.AppendUint(dst, uint64(*p), 10), true
+	case *bool:
+		return strconv.AppendBool(dst, *p), true
+	case *string:
+		for i := 0; i < len(*p); i++ {
+			if ch := (*p)[i]; ch <= ' ' || ch >= 0x7f || ch == '"' || ch == '\\' || ch == '~' {
+				return dst, false
+			}
+		}
+		dst = append(dst, '"')
+		dst = append(dst, *p...)
+		return append(dst, '"'), true
+	}
+	return dst, false
+}
+
+// appendArgs2 appends the JSON array of *a and *b when appendArg encodes
+// both.
+func appendArgs2[A, B any](dst []byte, a *A, b *B) ([]byte, bool) {
+	dst, ok := appendArg(append(dst, '['), a)
+	if !ok {
+		return dst, false
+	}
+	dst, ok = appendArg(append(dst, ','), b)
+	return append(dst, ']'), ok
+}
+
+// appendArgs3 appends the JSON array of *a, *b and *d when appendArg
+// encodes all three.
+func appendArgs3[A, B, D any](dst []byte, a *A, b *B, d *D) ([]byte, bool) {
+	dst, ok := appendArgs2(dst, a, b)
+	if !ok {
+		return dst, false
+	}
+	dst, ok = appendArg(append(dst[:len(dst)-1], ','), d)
+	return append(dst, ']'), ok
 }
 
 // ArgsKey returns the cache key Memoize uses for a call of the function

@@ -3,6 +3,7 @@ package objcache_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,4 +249,91 @@ func TestMemoizeLongArgs(t *testing.T) {
 		}
 	}
 	assert.Equal(t, int32(2), calls.Load())
+}
+
+// Memoize encodes common arguments (bools, integers, plain strings)
+// without encoding/json; the keys must be ArgsKey's, byte for byte, or a
+// release would stop finding what earlier ones memoized.
+func TestFastArgsKeyIsArgsKey(t *testing.T) {
+	check := func(t *testing.T, fast string, ok bool, args ...any) {
+		t.Helper()
+		want, err := objcache.ArgsKey("f", args...)
+		require.NoError(t, err)
+		if ok {
+			assert.Equal(t, want, fast, "%#v", args)
+		}
+	}
+	type named int
+	for _, tc := range []struct {
+		name   string
+		key    func() (string, bool)
+		args   []any
+		wantOK bool
+	}{
+		{"int", func() (string, bool) { return objcache.FastArgsKey("f", -42) }, []any{-42}, true},
+		{"int64 min", func() (string, bool) { return objcache.FastArgsKey("f", int64(math.MinInt64)) }, []any{int64(math.MinInt64)}, true},
+		{"uint64 max", func() (string, bool) { return objcache.FastArgsKey("f", uint64(math.MaxUint64)) }, []any{uint64(math.MaxUint64)}, true},
+		{"int8", func() (string, bool) { return objcache.FastArgsKey("f", int8(-8)) }, []any{int8(-8)}, true},
+		{"uint8", func() (string, bool) { return objcache.FastArgsKey("f", uint8(200)) }, []any{uint8(200)}, true},
+		{"int16 int32 uint uint16 uint32", func() (string, bool) {
+			return objcache.FastArgsKey3("f", int16(-3), int32(7), uint(9))
+		}, []any{int16(-3), int32(7), uint(9)}, true},
+		{"uint16 uint32", func() (string, bool) { return objcache.FastArgsKey2("f", uint16(3), uint32(4)) }, []any{uint16(3), uint32(4)}, true},
+		{"bools", func() (string, bool) { return objcache.FastArgsKey2("f", true, false) }, []any{true, false}, true},
+		{"plain string", func() (string, bool) { return objcache.FastArgsKey("f", "chair-42/<a&b>") }, []any{"chair-42/<a&b>"}, true},
+		{"empty string", func() (string, bool) { return objcache.FastArgsKey("f", "") }, []any{""}, true},
+		{"string and int", func() (string, bool) { return objcache.FastArgsKey2("f", "lighting", 10) }, []any{"lighting", 10}, true},
+		{"three", func() (string, bool) { return objcache.FastArgsKey3("f", "a", 1, true) }, []any{"a", 1, true}, true},
+		{"space", func() (string, bool) { return objcache.FastArgsKey("f", "a b") }, []any{"a b"}, false},
+		{"quote", func() (string, bool) { return objcache.FastArgsKey("f", `a"b`) }, []any{`a"b`}, false},
+		{"backslash", func() (string, bool) { return objcache.FastArgsKey("f", `a\b`) }, []any{`a\b`}, false},
+		{"tilde", func() (string, bool) { return objcache.FastArgsKey("f", "a~b") }, []any{"a~b"}, false},
+		{"utf-8", func() (string, bool) { return objcache.FastArgsKey("f", "café") }, []any{"café"}, false},
+		{"named type", func() (string, bool) { return objcache.FastArgsKey("f", named(1)) }, []any{named(1)}, false},
+		{"float", func() (string, bool) { return objcache.FastArgsKey("f", 1.5) }, []any{1.5}, false},
+		{"struct second", func() (string, bool) { return objcache.FastArgsKey2("f", 1, struct{ X int }{2}) }, []any{1, struct{ X int }{2}}, false},
+		{"struct third", func() (string, bool) { return objcache.FastArgsKey3("f", 1, 2, struct{ X int }{2}) }, []any{1, 2, struct{ X int }{2}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := tc.key()
+			assert.Equal(t, tc.wantOK, ok)
+			check(t, got, ok, tc.args...)
+		})
+	}
+}
+
+// A value stored under ArgsKey's key is what Memoize1 finds, with and
+// without a prefix, through the fast encoding and encoding/json alike.
+func TestMemoizeFindsArgsKey(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := context.Background()
+	for _, prefix := range []string{"", "app:"} {
+		c := newCache(t, srv.Addr, memclient.ProtocolMeta, objcache.Options{Prefix: prefix})
+		byInt := objcache.Memoize1(c, "i", 0, func(context.Context, int) (string, error) { return "loaded", nil })
+		byStr := objcache.Memoize1(c, "s", 0, func(context.Context, string) (string, error) { return "loaded", nil })
+		two := objcache.Memoize2(c, "t", 0, func(context.Context, string, int) (string, error) { return "loaded", nil })
+		for _, n := range []int{0, 7, -99, math.MaxInt} {
+			k, err := objcache.ArgsKey("i", n)
+			require.NoError(t, err)
+			require.NoError(t, c.Set(ctx, k, "stored", 0))
+			got, err := byInt(ctx, n)
+			require.NoError(t, err)
+			assert.Equal(t, "stored", got, "%s%s", prefix, k)
+		}
+		for _, s := range []string{"plain", "a b", `q"`, "~", ""} {
+			k, err := objcache.ArgsKey("s", s)
+			require.NoError(t, err)
+			require.NoError(t, c.Set(ctx, k, "stored", 0))
+			got, err := byStr(ctx, s)
+			require.NoError(t, err)
+			assert.Equal(t, "stored", got, "%s%s", prefix, k)
+		}
+		k, err := objcache.ArgsKey("t", "x", 3)
+		require.NoError(t, err)
+		require.NoError(t, c.Set(ctx, k, "stored", 0))
+		got, err := two(ctx, "x", 3)
+		require.NoError(t, err)
+		assert.Equal(t, "stored", got)
+	}
 }

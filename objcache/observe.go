@@ -34,6 +34,7 @@ const (
 	EventError                           // memcached errors that the loaders worked around
 	EventBatchLoad                       // a batch loader call (Count: its keys)
 	EventBackgroundLoad                  // loads that went on in the background after LoadTimeout
+	EventLocalHit                        // values served by the local tier (also counted as EventHit)
 )
 
 var eventNames = [...]string{
@@ -41,7 +42,7 @@ var eventNames = [...]string{
 	EventNotFound: "not_found", EventStaleServed: "stale_served", EventFailSafeServed: "failsafe_served",
 	EventLeaseWait: "lease_wait", EventDecodeError: "decode_error", EventCoalesced: "coalesced",
 	EventRefresh: "refresh", EventNegativeHit: "negative_hit", EventError: "error",
-	EventBatchLoad: "batch_load", EventBackgroundLoad: "background_load",
+	EventBatchLoad: "batch_load", EventBackgroundLoad: "background_load", EventLocalHit: "local_hit",
 }
 
 func (k EventKind) String() string {
@@ -93,6 +94,8 @@ func (c *Cache) count(ctx context.Context, kind EventKind, n uint64) {
 		s.batchKeys.Add(n)
 	case EventBackgroundLoad:
 		s.backgroundLoads.Add(n)
+	case EventLocalHit:
+		s.localHits.Add(n)
 	}
 	if o := c.opts.Observer; o != nil && n > 0 {
 		o.ObserveCache(ctx, Event{Kind: kind, Count: n, Time: c.sh.now()})

@@ -70,6 +70,7 @@ func Update[T any](ctx context.Context, c *Cache, key string, ttl time.Duration,
 		} else {
 			err = c.client.Add(ctx, item)
 		}
+		c.localDrop(k)
 		switch {
 		case err == nil:
 			return nv, nil
