@@ -259,23 +259,33 @@ func (c *Client) Invalidate(ctx context.Context, key string, ttl time.Duration) 
 }
 
 func (c *Client) getLease(ctx context.Context, key string, opts LeaseOptions) (*Lease, error) {
+	var lease Lease
+	if err := c.GetLeaseInto(ctx, key, opts, &lease); err != nil {
+		return nil, err
+	}
+	return &lease, nil
+}
+
+// GetLeaseInto is GetLease answering in *l, which the caller provides:
+// one allocation fewer (the Item and a small value still share one).
+func (c *Client) GetLeaseInto(ctx context.Context, key string, opts LeaseOptions, l *Lease) error {
 	if c.cfg.Protocol != ProtocolMeta {
-		return nil, errNeedsMeta
+		return errNeedsMeta
 	}
 	if err := checkKey(key); err != nil {
-		return nil, err
+		c.refused(ctx, opLease, err)
+		return err
 	}
 	r := c.leaseRequest(key, opts)
 	owned, err := c.do(ctx, r)
 	if !owned {
-		return nil, err
+		return err
 	}
-	lease := r.resLease
+	if err == nil {
+		*l = r.resLease
+	}
 	putRequest(r)
-	if err != nil {
-		return nil, err
-	}
-	return &lease, nil
+	return err
 }
 
 func (c *Client) invalidate(ctx context.Context, key string, ttl time.Duration) error {

@@ -40,11 +40,11 @@ func (l *leases) options(ttl time.Duration) memclient.LeaseOptions {
 }
 
 func (l *leases) lookupOne(ctx context.Context, k string, ttl time.Duration) lookupResult {
-	lease, err := l.client.GetLease(ctx, k, l.options(ttl))
-	if err != nil {
+	var lease memclient.Lease
+	if err := l.client.GetLeaseInto(ctx, k, l.options(ttl), &lease); err != nil {
 		return lookupResult{err: err}
 	}
-	return fromLease(lease)
+	return fromLease(&lease)
 }
 
 func (l *leases) lookup(ctx context.Context, ks []string, ttl time.Duration, extra []string) ([]lookupResult, map[string]*memclient.Item, error) {
