@@ -126,7 +126,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		}
 		a.log.Printf("memcached: %s, %v distribution, %v protocol", strings.Join(addrs, ", "), cfg.Memcached.Distribution, cfg.Memcached.Protocol)
 	} else {
-		a.local = newLocalMemo(ttl)
+		a.local = newLocalMemo(ttl, nil)
 		a.setupCatalogue(ttl)
 		a.log.Printf("no -memcached: in-memory mode. Sessions live in session.MemoryStore, queries are memoized " +
 			"in a small in-process cache (objcache needs memcached) and the catalogue page is not cached. " +
