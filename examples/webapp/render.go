@@ -15,7 +15,7 @@ var templates = template.Must(template.ParseFS(templateFS, "templates/*.html"))
 // render executes the page template name into a buffer first, so that a
 // template error becomes a clean 500 rather than half a page.
 func (a *app) render(w http.ResponseWriter, r *http.Request, name string, data any) {
-	titles := map[string]string{"catalogue": "Catalogue", "product": "Product", "debug": "Cache", "account": "Account"}
+	titles := map[string]string{"catalogue": "Catalogue", "product": "Product", "debug": "Dashboard", "account": "Account"}
 	page := map[string]any{"Title": titles[name], "Data": data, "DebugLink": !a.adminListener}
 	if name == "debug" {
 		page["Wide"], page["Admin"] = true, true

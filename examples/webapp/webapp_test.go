@@ -181,12 +181,14 @@ func TestShop(t *testing.T) {
 		assert.Equal(t, srvs[i].Addr, si.Addr)
 		assert.Equal(t, i+1, si.Weight)
 		assert.Equal(t, "up", si.State)
-		assert.NotEqual(t, "", si.HitRatio)
+		assert.True(t, si.Up)
+		assert.NotNil(t, si.HitRatio)
 		assert.Positive(t, si.Connections)
+		assert.Positive(t, si.LimitBytes)
 		items += si.Items
 	}
 	assert.Positive(t, items)
-	assert.Equal(t, "objcache on memcached", info.Mode)
+	assert.Equal(t, "memcached", info.Mode)
 	assert.Positive(t, info.Cache.Hits)
 	assert.Positive(t, info.Cache.Loads)
 	assert.Equal(t, s.app.db.Queries(), info.DBQueries)
@@ -196,9 +198,9 @@ func TestShop(t *testing.T) {
 	for _, srv := range srvs {
 		assert.Contains(t, body, srv.Addr)
 	}
-	assert.Contains(t, body, "DB queries")
-	assert.Contains(t, body, "coalesced ")
-	assert.Contains(t, body, " MiB</td>", "memory of each server")
+	assert.Contains(t, body, "database queries")
+	assert.Contains(t, body, "coalesced")
+	assert.Contains(t, body, " MiB</dd>", "memory of each server")
 }
 
 func TestSize(t *testing.T) {
@@ -546,7 +548,10 @@ func TestShopServerDown(t *testing.T) {
 	assert.Equal(t, "up", info.Servers[0].State)
 	assert.NotEqual(t, "up", info.Servers[1].State)
 	assert.NotEmpty(t, info.Servers[1].LastError)
-	assert.Positive(t, info.Cache.Extra["memcached errors"])
+	assert.Positive(t, info.Cache.Errors)
+	assert.Equal(t, "down", info.Servers[1].State)
+	assert.False(t, info.Servers[1].Up)
+	assert.NotNil(t, info.Servers[1].DownSince)
 	resp, body := s.do(s.c, "GET", "/debug/cache", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, srvs[1].Addr)
