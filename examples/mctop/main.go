@@ -8,6 +8,7 @@
 //
 //	go run ./mctop -memcached 127.0.0.1:11311:1,127.0.0.1:11312:2,127.0.0.1:11313:3
 //	go run ./mctop -once ...        # one frame, then exit: 1 if a server is down
+//	go run ./mctop -key user:42 ... # where a key is, its TTL, last access, size
 //
 // The frame fits the terminal's width, dropping the least needed columns
 // first, and `q` quits (the terminal is put back as it was). When its
@@ -17,6 +18,15 @@
 // Rates are measured over the refresh interval; -once takes two samples
 // one interval apart, so its rates are real too, prints one frame and
 // exits 0 when every server answered, 1 when one did not.
+//
+// -key K asks every server about the key: `me` (memcached's debug
+// command) first, which changes nothing, and on the servers that hold it
+// `mg K t l h s f`: TTL left, seconds since the last access, whether it
+// was fetched before, value size and flags (memcached 1.6.18's `me`
+// reports exp with the wrong sign, so only its slab class is used). The
+// mg is a read: from then on the item counts as fetched. It exits 0 when
+// a server holds the key, 1 when none does. mctop speaks plain TCP to
+// the servers (no TLS, no auth).
 package main
 
 import (
@@ -38,7 +48,7 @@ import (
 // Exit codes.
 const (
 	exitOK    = 0
-	exitDown  = 1 // -once: a server did not answer
+	exitDown  = 1 // -once: a server did not answer; -key: no server holds the key
 	exitUsage = 2
 )
 
@@ -57,6 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin, 
 	servers := fs.String("memcached", getenv("MEMKIT_MEMCACHED"), "servers as host:port[:weight],... (default $MEMKIT_MEMCACHED)")
 	interval := fs.Duration("interval", time.Second, "refresh interval")
 	once := fs.Bool("once", false, "sample twice, one interval apart, print one frame and exit: 0 if every server answered, 1 if not")
+	key := fs.String("key", "", "inspect this key on every server (where it is, TTL left, last access, size) and exit: 0 if found, 1 if not")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -81,6 +92,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin, 
 	if *interval <= 0 {
 		return fail("-interval must be positive")
 	}
+	if *key != "" {
+		if err := checkKey(*key); err != nil {
+			return fail(err.Error())
+		}
+		found := printKey(ctx, stdout, list, *key)
+		if !found {
+			return exitDown
+		}
+		return exitOK
+	}
+
 	screen := newScreen(stdin, stdout, getenv, !*once)
 	defer screen.restore()
 	ctx, quit := context.WithCancel(ctx)

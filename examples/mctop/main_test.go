@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -203,6 +204,110 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// TestInspectKey asks real servers about keys: where each is, its TTL
+// left, last access, size, flags and slab class.
+func TestInspectKey(t *testing.T) {
+	leakcheck.Check(t)
+	_, servers := cluster(t, 3)
+	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
+	require.NoError(t, err)
+	defer cl.Close()
+	ctx := context.Background()
+	require.NoError(t, cl.Set(ctx, &memclient.Item{Key: "user:42", Value: []byte("hello"), Flags: 7, TTL: 100 * time.Second}))
+	require.NoError(t, cl.Set(ctx, &memclient.Item{Key: "forever", Value: bytes.Repeat([]byte("x"), 3000)}))
+
+	holder := func(key string) string {
+		t.Helper()
+		// Where the key is, asked of each server alone (after the
+		// inspection, which must not depend on this).
+		var on []string
+		for _, s := range servers {
+			one, err := memclient.NewFromConfig(memclient.Config{Servers: []memclient.Server{{Addr: s.Addr}}})
+			require.NoError(t, err)
+			if _, err := one.Get(ctx, key); err == nil {
+				on = append(on, s.Addr)
+			}
+			one.Close()
+		}
+		require.Len(t, on, 1)
+		return on[0]
+	}
+
+	infos := inspectKey(ctx, servers, "user:42")
+	require.Len(t, infos, 3)
+	var found []keyInfo
+	for _, in := range infos {
+		require.NoError(t, in.Err)
+		if in.Found {
+			found = append(found, in)
+		}
+	}
+	require.Len(t, found, 1)
+	in := found[0]
+	assert.Equal(t, holder("user:42"), in.Server)
+	assert.Greater(t, in.TTL, 90*time.Second)
+	assert.LessOrEqual(t, in.TTL, 100*time.Second)
+	assert.Equal(t, 5, in.Size)
+	assert.Equal(t, uint32(7), in.Flags)
+	assert.False(t, in.Fetched, "set, never read")
+	assert.GreaterOrEqual(t, in.LastAccess, time.Duration(0))
+	assert.Less(t, in.LastAccess, time.Minute)
+	assert.Positive(t, in.SlabClass)
+
+	for _, in := range inspectKey(ctx, servers, "user:42") {
+		if in.Found {
+			assert.True(t, in.Fetched, "the first inspection read it (and holder)")
+		}
+	}
+	for _, in := range inspectKey(ctx, servers, "forever") {
+		if in.Found {
+			assert.Equal(t, time.Duration(-1), in.TTL, "never expires")
+			assert.Equal(t, 3000, in.Size)
+			assert.Greater(t, in.SlabClass, found[0].SlabClass, "a bigger item, a bigger slab class")
+		}
+	}
+	for _, in := range inspectKey(ctx, servers, "no-such-key") {
+		assert.NoError(t, in.Err)
+		assert.False(t, in.Found)
+	}
+
+	var out strings.Builder
+	assert.True(t, printKey(ctx, &out, servers, "user:42"))
+	assert.Regexp(t, `(?m)^`+in.Server+`\s+yes\s+1m[0-9]+s\s+[0-9]+s ago\s+yes\s+5 B\s+7\s+[0-9]+$`, out.String())
+	assert.Contains(t, out.String(), "On "+in.Server+".")
+	out.Reset()
+	assert.False(t, printKey(ctx, &out, servers, "no-such-key"))
+	assert.Contains(t, out.String(), "No server holds the key.")
+}
+
+func TestCheckKey(t *testing.T) {
+	for _, k := range []string{"", "a b", "a\nb", "a\rb", "tab\t", "\x7f", strings.Repeat("k", 251)} {
+		assert.Error(t, checkKey(k), "%q", k)
+	}
+	for _, k := range []string{"a", "user:42", "ünïcode", strings.Repeat("k", 250)} {
+		assert.NoError(t, checkKey(k), "%q", k)
+	}
+}
+
+func TestParseAnswers(t *testing.T) {
+	cls, err := parseMe("ME k1 exp=-98 la=2 cas=1 fetch=no cls=3 size=70", "k1")
+	require.NoError(t, err)
+	assert.Equal(t, 3, cls)
+	_, err = parseMe("ME other exp=-1 cls=1", "k1")
+	assert.Error(t, err, "another key's answer")
+	_, err = parseMe("SERVER_ERROR out of memory", "k1")
+	assert.Error(t, err)
+
+	var in keyInfo
+	require.NoError(t, parseMg("HD t97 l3 h1 s5 f7", &in))
+	assert.Equal(t, keyInfo{TTL: 97 * time.Second, LastAccess: 3 * time.Second, Fetched: true, Size: 5, Flags: 7}, in)
+	require.NoError(t, parseMg("HD t-1 l0 h0 s1 f0", &in))
+	assert.Equal(t, time.Duration(-1), in.TTL)
+	assert.Error(t, parseMg("HD t97 l3", &in), "flags missing")
+	assert.Error(t, parseMg("CLIENT_ERROR bad command line format", &in))
+	assert.Error(t, parseMg("HD tx l3 h1 s5 f7", &in))
+}
+
 // mctop runs mctop as a process with args and returns its output and exit
 // code.
 func mctop(t *testing.T, args ...string) (string, int) {
@@ -221,7 +326,8 @@ func mctop(t *testing.T, args ...string) (string, int) {
 }
 
 // TestProcess runs mctop as an operator would, in a script: -once exits
-// 0 with every server up and 1 with one down; a bad command line exits 2. Its
+// 0 with every server up and 1 with one down; -key exits 0 when a server
+// holds the key and 1 when none does; a bad command line exits 2. Its
 // output is not a terminal: plain text, as wide as $COLUMNS.
 func TestProcess(t *testing.T) {
 	leakcheck.Check(t)
@@ -231,6 +337,11 @@ func TestProcess(t *testing.T) {
 		list[i] = fmt.Sprintf("%s:%d", s.Addr, s.Weight)
 	}
 	all := strings.Join(list, ",")
+	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
+	require.NoError(t, err)
+	require.NoError(t, cl.Set(context.Background(), &memclient.Item{Key: "k", Value: []byte("v")}))
+	cl.Close()
+
 	out, code := mctop(t, "-once", "-interval", "200ms", "-memcached", all)
 	assert.Equal(t, 0, code, out)
 	assert.Equal(t, 1, strings.Count(out, "mctop - "), "one frame")
@@ -239,6 +350,13 @@ func TestProcess(t *testing.T) {
 		assert.LessOrEqual(t, utf8.RuneCountInString(l), 100, "$COLUMNS")
 	}
 	assert.Contains(t, line(t, out, "total"), "3/3 up")
+
+	out, code = mctop(t, "-key", "k", "-memcached", all)
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "yes")
+	out, code = mctop(t, "-key", "nope", "-memcached", all)
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "No server holds the key.")
 
 	srvs[2].Kill()
 	out, code = mctop(t, "-once", "-interval", "200ms", "-memcached", all)
@@ -249,6 +367,7 @@ func TestProcess(t *testing.T) {
 		{"-once"}, // no servers
 		{"-memcached", "127.0.0.1"},
 		{"-memcached", all, "-interval", "0s"},
+		{"-memcached", all, "-key", "a b"},
 		{"-memcached", all, "stray"},
 		{"-no-such-flag"},
 	} {
@@ -257,7 +376,7 @@ func TestProcess(t *testing.T) {
 	}
 	out, code = mctop(t, "-help")
 	assert.Equal(t, 0, code)
-	assert.Contains(t, out, "-once")
+	assert.Contains(t, out, "-key")
 }
 
 // line returns the line of frame that starts with prefix.
