@@ -4,7 +4,8 @@
 # Python clients python3-memcache, python3-pylibmc and python3-pymemcache,
 # libmemcached-tools' memccp/memccat, and twemproxy as nutcracker), script
 # and setsid for the demo's hang-up test (essential on Debian, checked
-# anyway) and the Go modules of every module. Safe to run again: it only
+# anyway), Chromium for the shop's dashboard test (headless, driven by
+# chromedp) and the Go modules of every module. Safe to run again: it only
 # installs what is missing.
 set -euo pipefail
 
@@ -17,6 +18,7 @@ command -v memccp >/dev/null 2>&1 || need+=(libmemcached-tools) # Debian's memcp
 command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(nutcracker)
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
+command -v chromium >/dev/null 2>&1 || need+=(chromium) # the dashboard's browser test
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "install-deps: installing ${need[*]} with apt-get"

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"strings"
@@ -49,7 +48,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) (*session.Session, 
 	}
 	s := session.FromContext(r.Context())
 	if err := s.Login(r.Context(), user); err != nil {
-		a.log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+		a.requestError(r, err)
 		apiError(w, http.StatusServiceUnavailable, "sessions unavailable, try again")
 		return nil, "", false
 	}
@@ -229,13 +228,7 @@ func (a *app) account(w http.ResponseWriter, r *http.Request) {
 		}
 		data["User"], data["Sessions"] = user, list
 	}
-	var buf bytes.Buffer
-	if err := templates.ExecuteTemplate(&buf, "account", map[string]any{"Title": "Account", "Data": data}); err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = buf.WriteTo(w)
+	a.render(w, r, "account", data)
 }
 
 // noContent answers a successful API call: 204, or a redirect to the
@@ -255,7 +248,7 @@ func safeNext(next string) bool {
 
 // apiFailed logs err and answers 503 {"error": ...}.
 func (a *app) apiFailed(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+	a.requestError(r, err)
 	apiError(w, http.StatusServiceUnavailable, "sessions unavailable, try again")
 }
 

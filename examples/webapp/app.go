@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
@@ -44,20 +43,32 @@ type config struct {
 	// CacheTTL is how long query results and the catalogue page stay
 	// cached. 0 means DefaultCacheTTL.
 	CacheTTL time.Duration
-	// Log receives the app's log lines. nil means none.
-	Log *log.Logger
+	// Log receives the app's log lines, the access log and memclient's
+	// servers down and up (unless Memcached.Logger is set). nil means none.
+	Log *slog.Logger
+	// Observability is what the shop exports (observability.go); the zero
+	// value exports nothing.
+	Observability observability
+	// AdminListener says /metrics and /debug/* are served by AdminHandler
+	// on a listener of their own (-admin-addr), not by Handler.
+	AdminListener bool
 }
 
 // app is the shop: its database, caches, sessions and routes. Its Handler
 // is safe for concurrent use; Close it after the server has stopped.
 type app struct {
-	log      *log.Logger
+	log      *slog.Logger
+	obs      observability
+	rec      *recorder // the dashboard's time series
 	db       *shopDB
 	client   *memclient.Client // nil in the in-memory mode
 	cache    *objcache.Cache   // nil in the in-memory mode
 	local    *localMemo        // nil when cache is set
 	sessions *session.Manager
-	handler  http.Handler
+
+	adminListener bool
+	handler       http.Handler // the main listener's routes
+	adminHandler  http.Handler // the admin listener's
 
 	// The memoized queries.
 	productByID  func(context.Context, int64) (Product, error)
@@ -69,9 +80,9 @@ type app struct {
 // newApp opens the database (seeding it on first start), connects the
 // caches and sessions, and builds the routes.
 func newApp(ctx context.Context, cfg config) (*app, error) {
-	a := &app{log: cfg.Log}
+	a := &app{log: cfg.Log, obs: cfg.Observability, adminListener: cfg.AdminListener}
 	if a.log == nil {
-		a.log = log.New(io.Discard, "", 0)
+		a.log = slog.New(slog.DiscardHandler)
 	}
 	ttl := cfg.CacheTTL
 	if ttl <= 0 {
@@ -89,18 +100,31 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		Cookie:      session.CookieConfig{Name: "shop_session", Insecure: !cfg.SecureCookie, BrowserSession: true},
 		Token:       session.TokenConfig{Enabled: true}, // Authorization: Bearer, from POST /api/login
 		IdleTimeout: DefaultIdleTimeout,
+		Observer:    a.obs.Sessions,
 		ErrorFunc: func(w http.ResponseWriter, r *http.Request, err error) {
-			a.log.Printf("session: %s %s: %v", r.Method, r.URL.Path, err)
+			a.log.WarnContext(r.Context(), "session", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 			session.DefaultErrorFunc(w, r, err)
 		},
 	}
 	if len(cfg.SessionKeys) == 0 {
-		a.log.Printf("no session keys given: using random ones, so sessions end when the shop restarts")
+		a.log.Warn("no session keys given: using random ones, so sessions end when the shop restarts")
 	}
 
 	pageCache := func(h http.Handler) http.Handler { return h }
 	if len(cfg.Memcached.Servers) > 0 {
-		if a.client, err = memclient.NewFromConfig(cfg.Memcached); err != nil {
+		mc := cfg.Memcached
+		var addrs []string
+		for _, s := range append(mc.Servers[:len(mc.Servers):len(mc.Servers)], mc.Gutter...) {
+			addrs = append(addrs, s.Addr)
+		}
+		// The dashboard's recorder hears every operation, beside whatever
+		// observer the caller or the exporters set.
+		a.rec = newRecorder(DefaultWindow, addrs)
+		mc.Observer = fanOut[memclient.Observer, memclientObservers](mc.Observer, a.rec, a.obs.Memcached)
+		if mc.Logger == nil {
+			mc.Logger = a.log // servers marked down and up
+		}
+		if a.client, err = memclient.NewFromConfig(mc); err != nil {
 			a.db.Close()
 			return nil, err
 		}
@@ -109,6 +133,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 			TTL:          ttl,
 			EarlyRefresh: ttl / 10, // one caller refreshes a hot product before it expires
 			NegativeTTL:  time.Minute,
+			Observer:     fanOut[objcache.Observer, cacheObservers](a.rec, a.obs.Cache),
 		})
 		if err != nil {
 			a.Close()
@@ -120,15 +145,17 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 		// whole responses can be cached and shared by every visitor;
 		// they show products, so they carry the products' tag.
 		pageCache = middleware.Cache(a.products, middleware.CacheOptions{TTL: ttl, StatusHeader: "X-Cache"})
-		addrs := make([]string, len(cfg.Memcached.Servers))
+		list := make([]string, len(cfg.Memcached.Servers))
 		for i, s := range cfg.Memcached.Servers {
-			addrs[i] = fmt.Sprintf("%s (weight %d)", s.Addr, max(s.Weight, 1))
+			list[i] = fmt.Sprintf("%s (weight %d)", s.Addr, max(s.Weight, 1))
 		}
-		a.log.Printf("memcached: %s, %v distribution, %v protocol", strings.Join(addrs, ", "), cfg.Memcached.Distribution, cfg.Memcached.Protocol)
+		a.log.Info("memcached", slog.String("servers", strings.Join(list, ", ")),
+			slog.String("distribution", cfg.Memcached.Distribution.String()), slog.String("protocol", cfg.Memcached.Protocol.String()))
 	} else {
-		a.local = newLocalMemo(ttl)
+		a.rec = newRecorder(DefaultWindow, nil)
+		a.local = newLocalMemo(ttl, fanOut[objcache.Observer, cacheObservers](a.rec, a.obs.Cache))
 		a.setupCatalogue(ttl)
-		a.log.Printf("no -memcached: in-memory mode. Sessions live in session.MemoryStore, queries are memoized " +
+		a.log.Warn("no -memcached: in-memory mode. Sessions live in session.MemoryStore, queries are memoized " +
 			"in a small in-process cache (objcache needs memcached) and the catalogue page is not cached. " +
 			"Nothing is shared between processes.")
 	}
@@ -141,16 +168,21 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	mux.HandleFunc("GET /api/me", a.me)
 	mux.HandleFunc("POST /api/cart", a.addToCart)
 	mux.HandleFunc("GET /api/cart", a.cart)
-	mux.HandleFunc("GET /debug/cache", a.debugCache)
 	a.accountRoutes(mux)
 	// Unsafe requests from other sites (forms, fetches) are refused
 	// before they reach the session: cross-site request forgery.
-	a.handler = http.NewCrossOriginProtection().Handler(middleware.Session(a.sessions)(mux))
+	a.routes(http.NewCrossOriginProtection().Handler(middleware.Session(a.sessions)(mux)))
 	return a, nil
 }
 
-// Handler returns the shop's routes wrapped in the session middleware.
+// Handler returns the main listener's routes: the shop's (in the session
+// middleware), the health checks and, unless config.AdminListener is
+// set, /metrics and /debug/*. Every request is logged.
 func (a *app) Handler() http.Handler { return a.handler }
+
+// AdminHandler returns the admin listener's routes: /metrics, /debug/*
+// and the health checks. Every request is logged.
+func (a *app) AdminHandler() http.Handler { return a.adminHandler }
 
 // Close releases the database, the memcached client and the in-memory
 // session store. Stop serving first.
@@ -315,8 +347,13 @@ func (a *app) done(w http.ResponseWriter, r *http.Request, v any) {
 }
 
 func (a *app) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.Printf("%s %s: %v", r.Method, r.URL.Path, err)
+	a.requestError(r, err)
 	http.Error(w, "internal error", http.StatusInternalServerError)
+}
+
+// requestError logs err, which failed request r.
+func (a *app) requestError(r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Any("error", err))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -101,7 +100,7 @@ func TestProductListOneQuery(t *testing.T) {
 func startShopDB(t *testing.T, mc memclient.Config, dbPath string) *shop {
 	t.Helper()
 	tw := &testWriter{t: t}
-	a, err := newApp(context.Background(), config{Memcached: mc, DBPath: dbPath, Log: log.New(tw, "", 0)})
+	a, err := newApp(context.Background(), config{Memcached: mc, DBPath: dbPath, Log: tw.logger()})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(func() {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/memkit/memkit/objcache"
 )
 
 // localMemoMax bounds how many results the local memo keeps; when full it
@@ -16,15 +19,18 @@ const localMemoMax = 4096
 // localMemo is the object cache of the in-memory mode (no -memcached):
 // objcache needs memcached, so without one the shop memoizes its queries
 // in this small in-process cache instead. It has no stampede protection
-// and is not shared between processes. Safe for concurrent use.
+// and is not shared between processes. It counts what objcache counts
+// (a loader's objcache.ErrNotFound is a not-found, not a load error) and
+// tells obs, as objcache tells its Observer. Safe for concurrent use.
 type localMemo struct {
 	ttl time.Duration
 	now func() time.Time // clock seam
+	obs objcache.Observer
 
 	mu sync.Mutex // protects m
 	m  map[string]localEntry
 
-	hits, misses, loads, loadErrors atomic.Uint64
+	hits, misses, loads, loadErrors, notFound atomic.Uint64
 }
 
 type localEntry struct {
@@ -32,8 +38,40 @@ type localEntry struct {
 	exp time.Time
 }
 
-func newLocalMemo(ttl time.Duration) *localMemo {
-	return &localMemo{ttl: ttl, now: time.Now, m: make(map[string]localEntry)}
+func newLocalMemo(ttl time.Duration, obs objcache.Observer) *localMemo {
+	return &localMemo{ttl: ttl, now: time.Now, obs: obs, m: make(map[string]localEntry)}
+}
+
+// count adds n to kind's counter and tells the observer.
+func (l *localMemo) count(ctx context.Context, kind objcache.EventKind, n uint64) {
+	if n == 0 {
+		return
+	}
+	switch kind {
+	case objcache.EventHit:
+		l.hits.Add(n)
+	case objcache.EventMiss:
+		l.misses.Add(n)
+	case objcache.EventLoad:
+		l.loads.Add(n)
+	case objcache.EventLoadError:
+		l.loadErrors.Add(n)
+	case objcache.EventNotFound:
+		l.notFound.Add(n)
+	}
+	if l.obs != nil {
+		l.obs.ObserveCache(ctx, objcache.Event{Kind: kind, Count: n, Time: l.now()})
+	}
+}
+
+// loaded counts the outcome of a load of n keys.
+func (l *localMemo) loaded(ctx context.Context, n uint64, err error) {
+	switch {
+	case errors.Is(err, objcache.ErrNotFound):
+		l.count(ctx, objcache.EventNotFound, n)
+	case err != nil:
+		l.count(ctx, objcache.EventLoadError, n)
+	}
 }
 
 func (l *localMemo) get(key string) (any, bool) {
@@ -66,14 +104,14 @@ func localMemo1[A any, R any](l *localMemo, name string, fn func(context.Context
 	return func(ctx context.Context, a A) (R, error) {
 		key := fmt.Sprintf("%s:%v", name, a)
 		if v, ok := l.get(key); ok {
-			l.hits.Add(1)
+			l.count(ctx, objcache.EventHit, 1)
 			return v.(R), nil
 		}
-		l.misses.Add(1)
-		l.loads.Add(1)
+		l.count(ctx, objcache.EventMiss, 1)
+		l.count(ctx, objcache.EventLoad, 1)
 		v, err := fn(ctx, a)
 		if err != nil {
-			l.loadErrors.Add(1)
+			l.loaded(ctx, 1, err)
 			return v, err
 		}
 		l.put(key, v)
@@ -90,7 +128,7 @@ func localMemoMulti[K comparable, V any](l *localMemo, name string, fn func(cont
 		var missing []K
 		for _, k := range keys {
 			if v, ok := l.get(fmt.Sprintf("%s:%v", name, k)); ok {
-				l.hits.Add(1)
+				l.count(ctx, objcache.EventHit, 1)
 				out[k] = v.(V)
 				continue
 			}
@@ -101,17 +139,24 @@ func localMemoMulti[K comparable, V any](l *localMemo, name string, fn func(cont
 		if len(missing) == 0 {
 			return out, nil
 		}
-		l.misses.Add(uint64(len(missing)))
-		l.loads.Add(uint64(len(missing)))
+		l.count(ctx, objcache.EventMiss, uint64(len(missing)))
+		l.count(ctx, objcache.EventLoad, uint64(len(missing)))
 		got, err := fn(ctx, missing)
 		if err != nil {
-			l.loadErrors.Add(uint64(len(missing)))
+			l.loaded(ctx, uint64(len(missing)), err)
 			return out, err
 		}
-		for k, v := range got {
+		var absent uint64
+		for _, k := range missing {
+			v, ok := got[k]
+			if !ok {
+				absent++
+				continue
+			}
 			l.put(fmt.Sprintf("%s:%v", name, k), v)
 			out[k] = v
 		}
+		l.count(ctx, objcache.EventNotFound, absent) // as objcache counts keys a batch loader did not return
 		return out, nil
 	}
 }

@@ -3,16 +3,20 @@ package main
 import (
 	"context"
 	"errors"
+	"maps"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/memkit/memkit/objcache"
 )
 
 func TestLocalMemo(t *testing.T) {
 	now := time.Unix(1000, 0)
-	l := newLocalMemo(time.Minute)
+	l := newLocalMemo(time.Minute, nil)
 	l.now = func() time.Time { return now }
 	calls := 0
 	boom := errors.New("boom")
@@ -61,4 +65,65 @@ func TestLocalMemo(t *testing.T) {
 		assert.Equal(t, 7, n)
 	}
 	assert.Equal(t, 6, calls)
+}
+
+// TestLocalMemoNotFound: a loader's objcache.ErrNotFound is counted as a
+// not-found, not as a load error, one key at a time and in batches (a key
+// the batch loader does not return), and every count reaches the
+// observer as objcache would report it.
+func TestLocalMemoNotFound(t *testing.T) {
+	var obs eventCounter
+	l := newLocalMemo(time.Minute, &obs)
+	ctx := context.Background()
+	one := localMemo1(l, "one", func(_ context.Context, n int) (int, error) {
+		if n > 10 {
+			return 0, objcache.ErrNotFound
+		}
+		return n, nil
+	})
+	_, err := one(ctx, 11)
+	require.ErrorIs(t, err, objcache.ErrNotFound)
+	many := localMemoMulti(l, "many", func(_ context.Context, keys []int) (map[int]int, error) {
+		out := map[int]int{}
+		for _, k := range keys {
+			if k <= 10 {
+				out[k] = k
+			}
+		}
+		return out, nil
+	})
+	got, err := many(ctx, []int{1, 2, 20})
+	require.NoError(t, err)
+	assert.Equal(t, map[int]int{1: 1, 2: 2}, got)
+	_, err = many(ctx, []int{1, 2})
+	require.NoError(t, err)
+
+	assert.Equal(t, uint64(2), l.notFound.Load())
+	assert.Zero(t, l.loadErrors.Load())
+	assert.Equal(t, uint64(4), l.loads.Load())
+	assert.Equal(t, uint64(2), l.hits.Load())
+	assert.Equal(t, map[objcache.EventKind]uint64{
+		objcache.EventHit: 2, objcache.EventMiss: 4, objcache.EventLoad: 4, objcache.EventNotFound: 2,
+	}, obs.counts())
+}
+
+// eventCounter is an objcache.Observer that adds up what it hears.
+type eventCounter struct {
+	mu sync.Mutex // protects m
+	m  map[objcache.EventKind]uint64
+}
+
+func (c *eventCounter) ObserveCache(_ context.Context, ev objcache.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[objcache.EventKind]uint64{}
+	}
+	c.m[ev.Kind] += ev.Count
+}
+
+func (c *eventCounter) counts() map[objcache.EventKind]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.m)
 }

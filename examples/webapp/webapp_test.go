@@ -3,14 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,7 +46,7 @@ func startShop(t *testing.T, mc memclient.Config) *shop {
 	a, err := newApp(context.Background(), config{
 		Memcached: mc,
 		DBPath:    filepath.Join(t.TempDir(), "shop.db"),
-		Log:       log.New(tw, "", 0),
+		Log:       tw.logger(),
 	})
 	require.NoError(t, err)
 	srv := httptest.NewServer(a.Handler())
@@ -79,6 +81,11 @@ func (w *testWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.Write(p)
+}
+
+// logger returns a text logger that writes to w.
+func (w *testWriter) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func (w *testWriter) String() string {
@@ -174,12 +181,14 @@ func TestShop(t *testing.T) {
 		assert.Equal(t, srvs[i].Addr, si.Addr)
 		assert.Equal(t, i+1, si.Weight)
 		assert.Equal(t, "up", si.State)
-		assert.NotEqual(t, "", si.HitRatio)
+		assert.True(t, si.Up)
+		assert.NotNil(t, si.HitRatio)
 		assert.Positive(t, si.Connections)
+		assert.Positive(t, si.LimitBytes)
 		items += si.Items
 	}
 	assert.Positive(t, items)
-	assert.Equal(t, "objcache on memcached", info.Mode)
+	assert.Equal(t, "memcached", info.Mode)
 	assert.Positive(t, info.Cache.Hits)
 	assert.Positive(t, info.Cache.Loads)
 	assert.Equal(t, s.app.db.Queries(), info.DBQueries)
@@ -189,9 +198,9 @@ func TestShop(t *testing.T) {
 	for _, srv := range srvs {
 		assert.Contains(t, body, srv.Addr)
 	}
-	assert.Contains(t, body, "DB queries")
-	assert.Contains(t, body, "coalesced ")
-	assert.Contains(t, body, " MiB</td>", "memory of each server")
+	assert.Contains(t, body, "database queries")
+	assert.Contains(t, body, "coalesced")
+	assert.Contains(t, body, " MiB</dd>", "memory of each server")
 }
 
 func TestSize(t *testing.T) {
@@ -398,25 +407,32 @@ func TestParseFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		args  []string
-		check func(t *testing.T, addr string, cfg config)
+		check func(t *testing.T, opts options)
 		err   string
 	}{
-		{name: "defaults", args: nil, check: func(t *testing.T, addr string, cfg config) {
-			assert.Equal(t, DefaultAddr, addr)
+		{name: "defaults", args: nil, check: func(t *testing.T, opts options) {
+			assert.Equal(t, DefaultAddr, opts.Addr)
+			assert.Empty(t, opts.AdminAddr)
+			assert.Equal(t, "text", opts.LogFormat)
+			cfg := opts.App
 			assert.Empty(t, cfg.Memcached.Servers)
 			assert.NotEmpty(t, cfg.DBPath)
 			assert.Nil(t, cfg.Memcached.TLS)
 			assert.Len(t, cfg.SessionKeys, 2)
 		}},
-		{name: "cluster", args: []string{"-addr", "127.0.0.1:0", "-memcached", "127.0.0.1:1:1,127.0.0.1:2:2,127.0.0.1:3:3", "-db", "x.db", "-distribution", "modula"},
-			check: func(t *testing.T, addr string, cfg config) {
-				assert.Equal(t, "127.0.0.1:0", addr)
+		{name: "cluster", args: []string{"-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:9", "-memcached", "127.0.0.1:1:1,127.0.0.1:2:2,127.0.0.1:3:3", "-db", "x.db", "-distribution", "modula", "-log-format", "json"},
+			check: func(t *testing.T, opts options) {
+				assert.Equal(t, "127.0.0.1:0", opts.Addr)
+				assert.Equal(t, "127.0.0.1:9", opts.AdminAddr)
+				assert.Equal(t, "json", opts.LogFormat)
+				cfg := opts.App
 				assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:1", Weight: 1}, {Addr: "127.0.0.1:2", Weight: 2}, {Addr: "127.0.0.1:3", Weight: 3}}, cfg.Memcached.Servers)
 				assert.Equal(t, "x.db", cfg.DBPath)
 				assert.Equal(t, memclient.DistributionModula, cfg.Memcached.Distribution)
 			}},
 		{name: "tls and auth", args: []string{"-memcached", "127.0.0.1:1", "-memcached-tls", "-memcached-user", "shop", "-text-protocol"},
-			check: func(t *testing.T, addr string, cfg config) {
+			check: func(t *testing.T, opts options) {
+				cfg := opts.App
 				require.NotNil(t, cfg.Memcached.TLS)
 				assert.Equal(t, "shop", cfg.Memcached.Username)
 				assert.Equal(t, "pw", cfg.Memcached.Password)
@@ -425,20 +441,21 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad server", args: []string{"-memcached", "127.0.0.1"}, err: "bad server address"},
 		{name: "bad weight", args: []string{"-memcached", "127.0.0.1:1:0"}, err: "bad weight"},
 		{name: "bad distribution", args: []string{"-distribution", "random"}, err: "want ketama or modula"},
+		{name: "bad log format", args: []string{"-log-format", "xml"}, err: "want text or json"},
 		{name: "missing CA file", args: []string{"-memcached-ca", "/nonexistent.pem"}, err: "no such file"},
 		{name: "stray argument", args: []string{"extra"}, err: "unexpected arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			addr, cfg, err := parseFlags(tc.args, getenv, io.Discard)
+			opts, err := parseFlags(tc.args, getenv, io.Discard)
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return
 			}
 			require.NoError(t, err)
-			tc.check(t, addr, cfg)
+			tc.check(t, opts)
 		})
 	}
-	_, _, err := parseFlags(nil, func(k string) string {
+	_, err := parseFlags(nil, func(k string) string {
 		if k == "SHOP_SESSION_KEY" {
 			return "zz"
 		}
@@ -448,12 +465,65 @@ func TestParseFlags(t *testing.T) {
 
 	// $MEMKIT_MEMCACHED is the default of -memcached, as the README says.
 	env["MEMKIT_MEMCACHED"] = "127.0.0.1:7:1,127.0.0.1:8:2"
-	_, cfg, err := parseFlags(nil, getenv, io.Discard)
+	opts, err := parseFlags(nil, getenv, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:7", Weight: 1}, {Addr: "127.0.0.1:8", Weight: 2}}, cfg.Memcached.Servers)
-	_, cfg, err = parseFlags([]string{"-memcached", "127.0.0.1:9:3"}, getenv, io.Discard)
+	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:7", Weight: 1}, {Addr: "127.0.0.1:8", Weight: 2}}, opts.App.Memcached.Servers)
+	opts, err = parseFlags([]string{"-memcached", "127.0.0.1:9:3"}, getenv, io.Discard)
 	require.NoError(t, err)
-	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:9", Weight: 3}}, cfg.Memcached.Servers, "the flag wins")
+	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:9", Weight: 3}}, opts.App.Memcached.Servers, "the flag wins")
+}
+
+// TestFlagsFromEnvironment sets every flag through its environment
+// variable alone, and checks that -help names each variable.
+func TestFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"MEMKIT_ADDR":           "127.0.0.1:1",
+		"MEMKIT_ADMIN_ADDR":     "127.0.0.1:2",
+		"MEMKIT_MEMCACHED":      "127.0.0.1:3:2",
+		"MEMKIT_DISTRIBUTION":   "modula",
+		"MEMKIT_TEXT_PROTOCOL":  "true",
+		"MEMKIT_MEMCACHED_TLS":  "1",
+		"MEMKIT_MEMCACHED_CA":   "",
+		"MEMKIT_MEMCACHED_USER": "shop",
+		"MEMKIT_DB":             "env.db",
+		"MEMKIT_SECURE_COOKIE":  "true",
+		"MEMKIT_LOG_FORMAT":     "json",
+		"MEMCACHED_PASSWORD":    "pw",
+	}
+	var help strings.Builder
+	_, err := parseFlags([]string{"-help"}, func(string) string { return "" }, &help)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, name := range []string{"addr", "admin-addr", "memcached", "distribution", "text-protocol", "memcached-tls",
+		"memcached-ca", "memcached-user", "db", "secure-cookie", "log-format"} {
+		_, ok := env[envName(name)]
+		assert.True(t, ok, "the test sets $%s", envName(name))
+		assert.Regexp(t, `(?m)^  -`+name+`( |$)`, help.String())
+		assert.Contains(t, help.String(), "($"+envName(name)+")", "-help names the variable of -%s", name)
+	}
+	assert.Len(t, regexp.MustCompile(`\(\$MEMKIT_[A-Z_]+\)`).FindAllString(help.String(), -1), len(env)-1,
+		"a variable for every flag, and a test for every variable")
+	assert.Contains(t, help.String(), "SHOP_SESSION_KEY")
+
+	opts, err := parseFlags(nil, func(k string) string { return env[k] }, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:1", opts.Addr)
+	assert.Equal(t, "127.0.0.1:2", opts.AdminAddr)
+	assert.Equal(t, "json", opts.LogFormat)
+	cfg := opts.App
+	assert.Equal(t, []memclient.Server{{Addr: "127.0.0.1:3", Weight: 2}}, cfg.Memcached.Servers)
+	assert.Equal(t, memclient.DistributionModula, cfg.Memcached.Distribution)
+	assert.Equal(t, memclient.ProtocolText, cfg.Memcached.Protocol)
+	assert.NotNil(t, cfg.Memcached.TLS)
+	assert.Equal(t, "shop", cfg.Memcached.Username)
+	assert.Equal(t, "env.db", cfg.DBPath)
+	assert.True(t, cfg.SecureCookie)
+
+	env["MEMKIT_MEMCACHED_CA"] = "/nonexistent.pem"
+	_, err = parseFlags(nil, func(k string) string { return env[k] }, io.Discard)
+	assert.ErrorContains(t, err, "no such file")
+	env["MEMKIT_MEMCACHED_TLS"] = "maybe"
+	_, err = parseFlags(nil, func(k string) string { return env[k] }, io.Discard)
+	assert.ErrorContains(t, err, "$MEMKIT_MEMCACHED_TLS", "a bad value names its variable")
 }
 
 // TestShopServerDown: with one memcached dead the catalogue and products
@@ -478,7 +548,10 @@ func TestShopServerDown(t *testing.T) {
 	assert.Equal(t, "up", info.Servers[0].State)
 	assert.NotEqual(t, "up", info.Servers[1].State)
 	assert.NotEmpty(t, info.Servers[1].LastError)
-	assert.Positive(t, info.Cache.Extra["memcached errors"])
+	assert.Positive(t, info.Cache.Errors)
+	assert.Equal(t, "down", info.Servers[1].State)
+	assert.False(t, info.Servers[1].Up)
+	assert.NotNil(t, info.Servers[1].DownSince)
 	resp, body := s.do(s.c, "GET", "/debug/cache", nil)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, body, srvs[1].Addr)
