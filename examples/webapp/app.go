@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -128,6 +129,9 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 			a.db.Close()
 			return nil, err
 		}
+		if a.obs.Watch != nil {
+			a.obs.Watch(a.client) // metrics read each server's state from it
+		}
 		a.cache, err = objcache.New(a.client, objcache.Options{
 			Prefix:       "shop:",
 			TTL:          ttl,
@@ -171,7 +175,7 @@ func newApp(ctx context.Context, cfg config) (*app, error) {
 	a.accountRoutes(mux)
 	// Unsafe requests from other sites (forms, fetches) are refused
 	// before they reach the session: cross-site request forgery.
-	a.routes(http.NewCrossOriginProtection().Handler(middleware.Session(a.sessions)(mux)))
+	a.routes(http.NewCrossOriginProtection().Handler(middleware.Session(a.sessions)(routeNamed(mux))))
 	return a, nil
 }
 
@@ -362,4 +366,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// routeNamed names the request's span (when tracing makes one) after the
+// route mux matches, "GET /products/{id}", never after the path with its
+// IDs; a span is named when it starts, before any mux has routed.
+func routeNamed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			if _, pattern := mux.Handler(r); pattern != "" {
+				span.SetName(pattern)
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
 }

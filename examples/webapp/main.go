@@ -33,7 +33,8 @@
 //	GET  /healthz           the process is up: 200 "ok"
 //	GET  /readyz            200 while any memcached server answers a ping, 503 when none
 //	                        does; JSON naming each server's state (in-memory mode: 200)
-//	GET  /metrics           the metrics exporter's, when one is wired (observability.go); else 404
+//	GET  /metrics           Prometheus metrics (memkit's names: see adapters/prometheus)
+//	GET  /debug/traces      the last requests' spans, memcached calls as children (JSON)
 //	GET  /debug/cache       live dashboard: ops/s, hit ratio, latency and key share per
 //	                        server, server state, counters (?format=json: the same as JSON)
 //

@@ -2,9 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	memkitotel "github.com/memkit/memkit/adapters/otel"
+	memkitprom "github.com/memkit/memkit/adapters/prometheus"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/objcache"
 	"github.com/memkit/memkit/session"
@@ -27,21 +38,80 @@ type observability struct {
 	Memcached memclient.Observer
 	Cache     objcache.Observer
 	Sessions  session.Observer
+	// Watch, when set, is given the shop's memcached client once it is
+	// made (metrics read each server's state from it).
+	Watch func(*memclient.Client)
 	// Wrap, when set, wraps the shop's routes, health checks and admin
 	// routes (for example to start a server span per request, whose
 	// context the observers then receive).
 	Wrap func(http.Handler) http.Handler
+	// Traces, when set, serves GET /debug/traces: the last requests'
+	// spans, with their memcached calls as children.
+	Traces http.Handler
 	// Shutdown, when set, flushes and stops the exporters after the shop
 	// has stopped serving.
 	Shutdown func(context.Context) error
 }
 
-// newObservability builds what the shop exports. It is the one place
-// where exporters are wired in: today none is (the Prometheus and
-// OpenTelemetry adapters are modules of their own), so /metrics says so
-// and no span is made.
-func newObservability(ctx context.Context, log *slog.Logger) (observability, error) {
-	return observability{}, nil
+// newObservability builds what the shop exports: Prometheus metrics
+// (adapters/prometheus) at /metrics, and OpenTelemetry traces
+// (adapters/otel): a server span per request, a child span per memcached
+// call, kept in memory for /debug/traces, since no collector is reachable
+// from here. A real deployment would hand the TracerProvider an OTLP
+// exporter instead.
+func newObservability(_ context.Context, _ *slog.Logger) (observability, error) {
+	reg := prometheus.NewRegistry()
+	prom := memkitprom.New()
+	if err := errors.Join(
+		reg.Register(prom),
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+	); err != nil {
+		return observability{}, err
+	}
+	spans := newSpanRing(DefaultTraceSpans)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	traces, err := memkitotel.NewFromConfig(memkitotel.Config{
+		TracerProvider: tp,
+		MeterProvider:  metricnoop.NewMeterProvider(), // metrics go through Prometheus
+		RequireParent:  true,                          // spans within a request's trace only
+	})
+	if err != nil {
+		return observability{}, err
+	}
+	return observability{
+		Metrics:   promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Memcached: memclient.Observers(prom, traces),
+		Cache:     objcache.Observers(prom, traces),
+		Sessions:  session.Observers(prom, traces),
+		Watch: func(mc *memclient.Client) {
+			prom.WatchClient(mc)
+			traces.WatchClient(mc)
+		},
+		Wrap: func(h http.Handler) http.Handler {
+			// The span is renamed after the route once the shop's mux has
+			// matched it (routeNamed).
+			return otelhttp.NewHandler(h, "shop",
+				otelhttp.WithTracerProvider(tp),
+				otelhttp.WithSpanNameFormatter(spanName))
+		},
+		Traces: spans,
+		Shutdown: func(ctx context.Context) error {
+			return errors.Join(traces.Close(), tp.Shutdown(ctx))
+		},
+	}, nil
+}
+
+// spanName names a request's span: its method when it starts, and once
+// the request is served (otelhttp asks again when a mux has routed it)
+// the name routeNamed gave it after the shop's route, if it did.
+func spanName(_ string, r *http.Request) string {
+	if r.Pattern != "" {
+		if s, ok := trace.SpanFromContext(r.Context()).(interface{ Name() string }); ok && s.Name() != "" {
+			return s.Name()
+		}
+	}
+	return r.Method
 }
 
 // The fan-outs pass each event to several observers, in order.

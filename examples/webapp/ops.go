@@ -19,6 +19,9 @@ func (a *app) routes(shop http.Handler) {
 	admin := http.NewServeMux()
 	admin.HandleFunc("GET /debug/cache", a.debugCache)
 	admin.Handle("GET /metrics", a.metricsHandler())
+	if a.obs.Traces != nil {
+		admin.Handle("GET /debug/traces", a.obs.Traces)
+	}
 
 	main := http.NewServeMux()
 	main.HandleFunc("GET /healthz", healthz)
