@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"strconv"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
