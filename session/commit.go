@@ -192,7 +192,7 @@ func (s *Session) loadLocked(ctx context.Context) {
 		return
 	}
 	s.loaded = true
-	key := m.key(s.id)
+	key := s.keyLocked()
 	var (
 		e     Entry
 		found bool
@@ -259,7 +259,7 @@ func (s *Session) saveLocked(ctx context.Context) error {
 	if s.id == "" {
 		s.id = newID()
 	}
-	key := m.key(s.id)
+	key := s.keyLocked()
 	base, version := s.base, s.version
 	initial := base // nil, or the snapshot RenewID took
 	mustExist := version != 0 || s.stale

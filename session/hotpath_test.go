@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/memkit/memkit/serializer"
@@ -131,3 +133,68 @@ func FuzzRecordCodec(f *testing.F) {
 	})
 }
 
+// TestCookieCache: a cookie the Manager verified (or issued) is
+// remembered with what it holds; a tampered or foreign one never is; the
+// cache stays bounded and serves concurrent requests.
+func TestCookieCache(t *testing.T) {
+	m := &Manager{Keys: [][]byte{[]byte("cache-hash-key-cache-hash-key-01"), []byte("0123456789abcdef")}}
+	m.init()
+	id := newID()
+	v, err := m.encodeCookie(id, "ada")
+	require.NoError(t, err)
+	got, ok := m.verified.get(v)
+	require.True(t, ok, "an issued cookie is remembered")
+	assert.Equal(t, verifiedCookie{id: id, user: "ada"}, got)
+
+	other := &Manager{Keys: [][]byte{[]byte("other-hash-key-other-hash-key-01"), nil}}
+	other.init()
+	foreign, err := other.encodeCookie(newID(), "")
+	require.NoError(t, err)
+	for _, bad := range []string{"", "garbage", v[:len(v)-1], v + "x", foreign} {
+		gotID, _ := m.decodeCookie(bad)
+		assert.Empty(t, gotID, "%q", bad)
+		_, ok := m.verified.get(bad)
+		assert.False(t, ok, "%q", bad)
+	}
+
+	// A cookie issued by another process (same keys) is verified once,
+	// then remembered.
+	peer := &Manager{Keys: m.Keys}
+	peer.init()
+	id2 := newID()
+	v2, err := peer.encodeCookie(id2, "")
+	require.NoError(t, err)
+	_, ok = m.verified.get(v2)
+	require.False(t, ok)
+	gotID, gotUser := m.decodeCookie(v2)
+	assert.Equal(t, id2, gotID)
+	assert.Empty(t, gotUser)
+	_, ok = m.verified.get(v2)
+	assert.True(t, ok)
+
+	// Bounded, and safe for concurrent use.
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 3000 {
+				id := newID()
+				v, err := peer.encodeCookie(id, strconv.Itoa(g))
+				if !assert.NoError(t, err) {
+					return
+				}
+				gotID, gotUser := m.decodeCookie(v)
+				assert.Equal(t, id, gotID)
+				assert.Equal(t, strconv.Itoa(g), gotUser)
+				_, _ = m.verified.get(v[:i%len(v)])
+			}
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range m.verified.shards {
+		n := len(m.verified.shards[i].m)
+		assert.LessOrEqual(t, n, cookieCacheShardSize)
+		total += n
+	}
+	assert.Greater(t, total, cookieCacheShardSize, "the values spread over the shards")
+}

@@ -111,7 +111,8 @@ var (
 // reveals no usable session ID.
 func HashKey(prefix, id string) string {
 	sum := sha256.Sum256([]byte(id))
-	return prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	b := make([]byte, 0, len(prefix)+base64.RawURLEncoding.EncodedLen(len(sum)))
+	return string(base64.RawURLEncoding.AppendEncode(append(b, prefix...), sum[:]))
 }
 
 // MemcacheStore is a Store on memcached through memclient. Load is one
