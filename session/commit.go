@@ -24,7 +24,13 @@ import (
 // save what changed after the response started.
 func (m *Manager) Begin(w http.ResponseWriter, r *http.Request) (*http.Request, *Commit) {
 	m.init()
-	s := &Session{mgr: m, req: r}
+	// One allocation for both.
+	sc := new(struct {
+		s  Session
+		cm Commit
+	})
+	s := &sc.s
+	s.mgr, s.req = m, r
 	if tok := m.token(r); tok != "" {
 		s.viaToken = true
 		s.rawCookie = tok // checked on first use
@@ -36,7 +42,8 @@ func (m *Manager) Begin(w http.ResponseWriter, r *http.Request) (*http.Request, 
 		s.resolved, s.loaded = m.initErr == nil, true
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
-	return r, &Commit{s: s, w: w, r: r}
+	sc.cm.s, sc.cm.w, sc.cm.r = s, w, r
+	return r, &sc.cm
 }
 
 // Commit saves one request's session: what Manager.Begin returns besides

@@ -110,9 +110,10 @@ var (
 // unpadded base64url SHA-256 of id. A dump of the store's keys therefore
 // reveals no usable session ID.
 func HashKey(prefix, id string) string {
-	sum := sha256.Sum256([]byte(id))
-	b := make([]byte, 0, len(prefix)+base64.RawURLEncoding.EncodedLen(len(sum)))
-	return string(base64.RawURLEncoding.AppendEncode(append(b, prefix...), sum[:]))
+	// Stack buffers for the usual lengths: one allocation, the key.
+	var in, out [128]byte
+	sum := sha256.Sum256(append(in[:0], id...))
+	return string(base64.RawURLEncoding.AppendEncode(append(out[:0], prefix...), sum[:]))
 }
 
 // MemcacheStore is a Store on memcached through memclient. Load is one
