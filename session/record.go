@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/memkit/memkit/serializer"
@@ -249,9 +250,13 @@ var (
 	_ msgpack.CustomDecoder = (*record)(nil)
 )
 
-// plainRecord is a record without its msgpack methods: msgpack decodes it
-// by reflection.
+// plainRecord is a record without its msgpack methods, for the tests that
+// compare them with msgpack's reflection.
 type plainRecord record
+
+// errArrayRecord refuses a record in msgpack's array form, which no
+// release wrote.
+var errArrayRecord = errors.New("session: record in array form")
 
 // EncodeMsgpack implements msgpack.CustomEncoder.
 func (r *record) EncodeMsgpack(enc *msgpack.Encoder) error {
@@ -373,19 +378,29 @@ const maxPrealloc = 64
 
 // DecodeMsgpack implements msgpack.CustomDecoder. It reads a record in map
 // form as msgpack's reflection would (unknown fields skipped, a field
-// given twice decoded twice, nil maps and lists nil), and leaves anything
-// else (nil, the array form) to msgpack's reflection.
+// given twice decoded twice, nil maps and lists nil) and nil as the empty
+// record, as reflection does; it refuses the array form, which reflection
+// reads field by field but no release wrote. Unlike reflection, it makes
+// room for no more than a few entries of a map or list before reading
+// them, so that a corrupt length cannot exhaust the memory (reflection
+// allocates the whole declared length of a list at once).
 func (r *record) DecodeMsgpack(dec *msgpack.Decoder) error {
 	c, err := dec.PeekCode()
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
-	}
-	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
-		return dec.Decode((*plainRecord)(r))
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		return errArrayRecord
+	case !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 && c != msgpcode.Nil:
+		return fmt.Errorf("session: record: unexpected msgpack code %#x", c)
 	}
 	n, err := dec.DecodeMapLen()
 	if err != nil {
 		return err
+	}
+	if n < 0 { // nil
+		*r = record{}
+		return nil
 	}
 	for i := 0; i < n; i++ {
 		key, err := dec.DecodeString()
