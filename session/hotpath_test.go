@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -258,11 +259,29 @@ func TestCookieCache(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	total := 0
 	for i := range m.verified.shards {
-		n := len(m.verified.shards[i].m)
-		assert.LessOrEqual(t, n, cookieCacheShardSize)
-		total += n
+		assert.Equal(t, cookieCacheShardSize, len(m.verified.shards[i].m), "shard %d", i)
 	}
-	assert.Greater(t, total, cookieCacheShardSize, "the values spread over the shards")
+}
+
+// TestCookieCacheShards: cookies of one length (which securecookie's
+// base64 pads alike) spread evenly over the shards.
+func TestCookieCacheShards(t *testing.T) {
+	m := &Manager{Keys: [][]byte{[]byte("cache-hash-key-cache-hash-key-01"), []byte("0123456789abcdef")}}
+	m.init()
+	var n [cookieCacheShards]int
+	const cookies = 1600
+	padded := 0
+	for range cookies {
+		v, err := m.encodeCookie(newID(), "1")
+		require.NoError(t, err)
+		if strings.HasSuffix(v, "=") {
+			padded++
+		}
+		n[m.verified.shard(v)]++
+	}
+	assert.Positive(t, padded, "this test needs padded values")
+	for i, c := range n {
+		assert.InDelta(t, cookies/cookieCacheShards, c, cookies/cookieCacheShards/2, "shard %d", i)
+	}
 }

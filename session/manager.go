@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"strings"
@@ -420,10 +421,14 @@ type cookieCache struct {
 	}
 }
 
-// shard picks a value's shard by its last byte: the end of a signed
-// value is its MAC, as good as random.
+// cookieSeed seeds the hash that picks a cookie value's shard.
+var cookieSeed = maphash.MakeSeed()
+
+// shard picks a value's shard by a hash of it. (Its last characters will
+// not do: securecookie's base64 keeps its padding, so values of one length
+// end alike, and the character before the padding holds 2 or 4 bits.)
 func (c *cookieCache) shard(value string) int {
-	return int(value[len(value)-1]) % cookieCacheShards
+	return int(maphash.String(cookieSeed, value) % cookieCacheShards)
 }
 
 func (c *cookieCache) get(value string) (verifiedCookie, bool) {
