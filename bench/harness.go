@@ -87,8 +87,12 @@ type sample struct {
 	// process during the run; -1 if unknown.
 	reads, writes int64
 	// cpu and srvCPU are the CPU time used by this process and by the
-	// memcached servers during the run; -1 if unknown.
+	// memcached servers during the run; -1 if unknown. In the benchmarks
+	// under an external load generator, cpu is the server process's.
 	cpu, srvCPU time.Duration
+	// genCPU is the external load generator's CPU time during the run (0
+	// for the in-process benchmarks; -1 if unknown).
+	genCPU time.Duration
 }
 
 func (s sample) opsPerSec() float64 {

@@ -48,6 +48,15 @@ type config struct {
 	only           *regexp.Regexp
 	impl           *regexp.Regexp
 	memcached      string // memcached binary; "" means look it up
+	// loadgen is the load generator of the session benchmarks under
+	// external load ("wrk" or "go"; "" or "none": those are not run), wrk
+	// its binary; httpConns is its connections (0: DefaultHTTPConns),
+	// httpDuration the length of one run (0: duration), serverProfile
+	// the prefix of the server processes' CPU profiles ("": none).
+	loadgen, wrk  string
+	httpConns     int
+	httpDuration  time.Duration
+	serverProfile string
 	// limitDepth is the batched client's requests per batch (0:
 	// limitDepth, 64) and keys the most keys each implementation stores
 	// (0: numKeys, 1000). Only the tests change them, to keep the smoke
@@ -56,6 +65,34 @@ type config struct {
 }
 
 func (c config) match(name string) bool { return c.only == nil || c.only.MatchString(name) }
+
+func (c config) httpConnections() int {
+	if c.httpConns > 0 {
+		return c.httpConns
+	}
+	return DefaultHTTPConns
+}
+
+func (c config) httpDur() time.Duration {
+	if c.httpDuration > 0 {
+		return c.httpDuration
+	}
+	return c.duration
+}
+
+// httpCases are the selected session benchmarks under external load.
+func (c config) httpCases() []httpCase {
+	if c.loadgen == "" || c.loadgen == "none" {
+		return nil
+	}
+	var out []httpCase
+	for _, hc := range httpCases(c.loadgen, c.httpConnections()) {
+		if c.match(hc.name) {
+			out = append(out, hc)
+		}
+	}
+	return out
+}
 
 // setupFunc prepares one implementation for one benchmark on the given
 // memcached servers: it connects, stores the data the operation needs, and
@@ -85,7 +122,10 @@ type benchCase struct {
 // caseResult holds the results of one comparison, in impl order: the
 // medians, and every round's sample for paired comparisons.
 type caseResult struct {
-	name    string
+	name string
+	// ext names the external load generator of a session benchmark
+	// whose servers ran in processes of their own; "" for the others.
+	ext     string
 	impls   []string
 	results []result
 	// samples[i][r] is impl i's sample of round r. In a round the
@@ -99,9 +139,11 @@ type report struct {
 	machine string
 	cases   []caseResult
 	serial  []serialResult
+	notes   []string // what was skipped, and why
 }
 
 func main() {
+	serveIfAsked() // a server process of the external-load benchmarks
 	var cfg config
 	var only, implRe, cpuprofile string
 	flag.IntVar(&cfg.rounds, "rounds", DefaultRounds, "timed runs of each implementation per benchmark, interleaved (A B, B A, A B ...); medians are reported")
@@ -115,6 +157,11 @@ func main() {
 	flag.StringVar(&implRe, "impl", "", "run only the implementations whose name matches this regexp (e.g. memkit)")
 	flag.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile of the whole run to this file; samples are labelled impl=<name> and case=<name> (go tool pprof -tagfocus impl=memkit)")
 	flag.StringVar(&cfg.memcached, "memcached", "", "memcached binary (default: memcached on PATH)")
+	flag.StringVar(&cfg.loadgen, "loadgen", DefaultLoadgen, "load generator of the session benchmarks whose servers run in processes of their own: wrk, go (in the bench process) or none")
+	flag.StringVar(&cfg.wrk, "wrk", DefaultWrk, "wrk binary (the default, when missing, is installed with apt-get)")
+	flag.IntVar(&cfg.httpConns, "http-conns", DefaultHTTPConns, "connections of the load generator")
+	flag.DurationVar(&cfg.httpDuration, "http-duration", DefaultHTTPDuration, "length of one load generator run (wrk: whole seconds, at least 1 s, also for the warm-up)")
+	flag.StringVar(&cfg.serverProfile, "server-cpuprofile", "", "write a CPU profile of each server process to PREFIX.<benchmark>.<impl>")
 	flag.Parse()
 	if err := cfg.compile(only, implRe); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -123,6 +170,9 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if cfg.loadgen == "wrk" && len(cfg.httpCases()) > 0 {
+		ensureWrk(cfg.wrk, os.Stderr)
+	}
 	if cpuprofile != "" {
 		f, err := os.Create(cpuprofile)
 		if err != nil {
@@ -153,8 +203,13 @@ func main() {
 }
 
 func (c *config) compile(only, implRe string) error {
-	if c.rounds < 1 || c.duration <= 0 || c.maxOps < 1 || c.clients < 1 || c.conns < 0 {
-		return errors.New("-rounds, -duration, -max-ops and -clients must be positive, -conns not negative")
+	if c.rounds < 1 || c.duration <= 0 || c.maxOps < 1 || c.clients < 1 || c.conns < 0 || c.httpConns < 0 || c.httpDuration < 0 {
+		return errors.New("-rounds, -duration, -max-ops and -clients must be positive, -conns, -http-conns and -http-duration not negative")
+	}
+	switch c.loadgen {
+	case "", "none", "wrk", "go":
+	default:
+		return fmt.Errorf("-loadgen %q: want wrk, go or none", c.loadgen)
 	}
 	var err error
 	if only != "" {
@@ -194,6 +249,10 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 			need = max(need, bc.servers)
 		}
 	}
+	hcases := cfg.httpCases()
+	if len(hcases) > 0 {
+		need = max(need, 3)
+	}
 	servers, err := startServers(opts, need)
 	if err != nil {
 		return nil, err
@@ -216,6 +275,11 @@ func run(ctx context.Context, cfg config, logw io.Writer) (*report, error) {
 		}
 		if err != nil {
 			return rep, fmt.Errorf("%s: %w", bc.name, err)
+		}
+	}
+	if len(hcases) > 0 && ctx.Err() == nil {
+		if err := runHTTPCases(ctx, cfg, hcases, e, rep, logw); err != nil {
+			return rep, err
 		}
 	}
 	if ctx.Err() == nil {

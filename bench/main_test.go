@@ -37,17 +37,20 @@ func waitGoroutines(t *testing.T, n int) {
 // smokeCases are the benchmarks the smoke test runs: every client and
 // every implementation on 100-byte values, and on a few of the bigger
 // sizes and server counts (all of them would take a minute under -race).
-const smokeCases = `^(get/(1g|64g)/100B/|get/64g/10KB/3srv$|get/1g/1MB/3srv$|get/64g/100KB/6srv$|set/64g/100B/|getmulti100/16g/|session/|serializer)`
+const smokeCases = `^(get/(1g|64g)/100B/|get/64g/10KB/3srv$|get/1g/1MB/3srv$|get/64g/100KB/6srv$|set/64g/100B/|getmulti100/16g/|session/|session-go/|serializer)`
 
 // TestSmoke runs the comparisons for a handful of operations against real
 // memcached servers and checks that the harness measured each of them,
 // without errors, and counted the memcached calls of the session handlers.
+// The session benchmarks under external load run with the load generator
+// in Go (TestWrk runs wrk, when installed).
 func TestSmoke(t *testing.T) {
 	needMemcached(t)
 	scsDefaults() // its leftover goroutine lives as long as the process
 	base := runtime.NumGoroutine()
 	cfg := config{rounds: 2, duration: time.Second, warmup: 10 * time.Millisecond,
-		serialDuration: 5 * time.Millisecond, maxOps: 16, clients: 4, limitDepth: 4, keys: multiKeys}
+		serialDuration: 5 * time.Millisecond, maxOps: 16, clients: 4, limitDepth: 4, keys: multiKeys,
+		loadgen: "go", httpConns: 4}
 	require.NoError(t, cfg.compile(smokeCases, ""))
 	rep, err := run(context.Background(), cfg, io.Discard)
 	require.NoError(t, err)
@@ -56,7 +59,7 @@ func TestSmoke(t *testing.T) {
 		"get/1g/100B/3srv", "get/1g/1MB/3srv", "get/64g/100B/3srv", "get/64g/10KB/3srv", "get/64g/100B/3srv/cancelctx",
 		"get/64g/100B/1srv", "get/64g/100B/6srv", "get/64g/100KB/6srv", "set/64g/100B/3srv",
 		"getmulti100/16g/100B/3srv", "getmulti100/16g/10KB/3srv",
-		"session/rw/4c", "session/untouched/4c",
+		"session/rw/4c", "session/untouched/4c", "session-go/rw/4c", "session-go/read/4c",
 	}
 	var got []string
 	for _, cr := range rep.cases {
@@ -101,6 +104,11 @@ func TestSmoke(t *testing.T) {
 			assert.GreaterOrEqual(t, lim.ops, cfg.rounds*limitConns*servers*4, cr.name)
 		case strings.HasPrefix(cr.name, "getmulti"):
 			assert.Equal(t, []string{"memkit", "gomemcache", "memkit-text"}, cr.impls, cr.name)
+		case strings.HasPrefix(cr.name, "session-go/"):
+			assert.Equal(t, []string{"memkit", "scs", "gorilla", "bare"}, cr.impls, cr.name)
+			assert.Equal(t, "go", cr.ext)
+			_, ok := cr.aboveBareRatio("memkit", "scs")
+			assert.True(t, ok, cr.name)
 		}
 	}
 
@@ -108,7 +116,7 @@ func TestSmoke(t *testing.T) {
 	calls := map[string]float64{}
 	for _, cr := range rep.cases {
 		for i, r := range cr.results {
-			if strings.HasPrefix(cr.name, "session/") {
+			if strings.HasPrefix(cr.name, "session") {
 				calls[cr.name+" "+cr.impls[i]] = r.callsPerOp
 			} else {
 				assert.Equal(t, -1.0, r.callsPerOp, "client benchmarks do not count calls")
@@ -122,6 +130,14 @@ func TestSmoke(t *testing.T) {
 		"session/untouched/4c memkit":  0, // lazy: no call at all
 		"session/untouched/4c scs":     1, // scs loads every request's session
 		"session/untouched/4c gorilla": 0, // never asked for the session
+		"session-go/rw/4c memkit":      2, // get + cas
+		"session-go/rw/4c scs":         2,
+		"session-go/rw/4c gorilla":     2,
+		"session-go/rw/4c bare":        0,
+		"session-go/read/4c memkit":    1, // get
+		"session-go/read/4c scs":       1,
+		"session-go/read/4c gorilla":   1,
+		"session-go/read/4c bare":      0,
 	}, calls)
 
 	require.Len(t, rep.serial, 2*len(serialFormats()))
@@ -137,7 +153,8 @@ func TestSmoke(t *testing.T) {
 	assert.NotRegexp(t, `(?m) $`, out.String(), "no trailing blanks")
 	for _, s := range []string{"memkit/peer", "95% interval", "of limit", "targets:", "get/64g/100B/1srv", "gomemcache", "grafana", "rainycape", "quangtung97", "limit",
 		"scs", "gorilla", "msgpack+zstd", "50 DB rows", "reads/writes per op", "CPU/op",
-		"Get@64 100B 3srv >= 0.3 of the limit", "GetInto 100KB, 1MB >= 1.2x gomemcache", "no allocation per GetInto", "judge on >= 10"} {
+		"Get@64 100B 3srv >= 0.3 of the limit", "GetInto 100KB, 1MB >= 1.2x gomemcache", "no allocation per GetInto", "judge on >= 10",
+		"sessions under an external load generator", "server CPU/req", "loadgen CPU/req", "above bare", "session CPU above bare <= 1/3 of scs's"} {
 		assert.Contains(t, out.String(), s)
 	}
 	waitGoroutines(t, base)

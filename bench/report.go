@@ -103,6 +103,7 @@ var targets = []target{
 	ratioTarget("Get@1 100B, 10KB >= 1.05x gomemcache", `^get/1g/(100B|10KB)/`, "memkit", "gomemcache", 1.05),
 	perOpTarget("at most 1 allocation per Get", `^get/`, "memkit", "allocs/op", 1+allocSlack, allocsPerOp),
 	perOpTarget("no allocation per GetInto", `^get/`, "memkit-into", "allocs/op", allocSlack, allocsPerOp),
+	aboveBareTarget("session CPU above bare <= 1/3 of scs's", `^session-\w+/`, "memkit", "scs", 1.0/3),
 	// Issue 8's, not superseded by issue 17's.
 	ratioTarget("GetMulti >= 1.0x gomemcache", `^getmulti`, "memkit", "gomemcache", 1),
 	ratioTarget("session round trip >= 1.5x scs", `^session/rw/`, "memkit", "scs", 1.5),
@@ -222,11 +223,21 @@ func printReport(w io.Writer, rep *report) {
 }
 
 func writeReport(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "machine: %s\n\n", rep.machine)
-	if len(rep.cases) > 0 {
+	fmt.Fprintf(w, "machine: %s\n", rep.machine)
+	inProcess := 0
+	for _, cr := range rep.cases {
+		if cr.ext == "" {
+			inProcess++
+		}
+	}
+	if inProcess > 0 {
+		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "benchmark\timpl\tops/s\tp50\tp99\tallocs/op\treads/writes per op\tCPU/op bench+memcached\tmc calls/op\terrors\tof limit\tmemkit/peer\t95% interval\tper CPU\t")
 		for _, cr := range rep.cases {
+			if cr.ext != "" {
+				continue // in writeHTTPTable's table
+			}
 			mk := cr.find("memkit")
 			for i, name := range cr.impls {
 				r := cr.results[i]
@@ -264,6 +275,9 @@ func writeReport(w io.Writer, rep *report) {
 			}
 		}
 		tw.Flush()
+	}
+	writeHTTPTable(w, rep)
+	if len(rep.cases) > 0 {
 		var errLines []string
 		for _, cr := range rep.cases {
 			for i, r := range cr.results {
@@ -292,6 +306,12 @@ func writeReport(w io.Writer, rep *report) {
 				}
 				fmt.Fprintf(w, "  %s  %-43s %-27s %s\n", verdict, t.desc, cr.name, got)
 			}
+		}
+	}
+	if len(rep.notes) > 0 {
+		fmt.Fprintln(w, "\nnotes:")
+		for _, n := range rep.notes {
+			fmt.Fprintf(w, "  %s\n", n)
 		}
 	}
 	if len(rep.serial) > 0 {

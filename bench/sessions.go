@@ -54,8 +54,8 @@ func untouched(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ok"))
 }
 
-// memkitSessions serves /rw and /untouched under middleware.Session with a
-// memcached store on memclient.
+// memkitSessions serves /rw, /read and /untouched under
+// middleware.Session with a memcached store on memclient.
 func memkitSessions(servers []string, conns int) (http.Handler, func(), error) {
 	c, err := memclient.NewFromConfig(memkitOpts{conns: conns}.config(servers))
 	if err != nil {
@@ -77,6 +77,11 @@ func memkitSessions(servers []string, conns int) (http.Handler, func(), error) {
 		}
 		writeCount(w, n+1)
 	})
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		n, _ := session.Get[int](ctx, session.FromContext(ctx), "n")
+		writeCount(w, n)
+	})
 	mux.HandleFunc("/untouched", untouched)
 	return middleware.Session(mgr)(mux), func() { mgr.Close(); c.Close() }, nil
 }
@@ -94,8 +99,8 @@ func newGomemcache(servers []string, conns int) *memcache.Client {
 	return c
 }
 
-// scsSessions serves /rw and /untouched under scs's LoadAndSave with a
-// memcached store on gomemcache.
+// scsSessions serves /rw, /read and /untouched under scs's LoadAndSave
+// with a memcached store on gomemcache.
 func scsSessions(servers []string, clients int) (http.Handler, func(), error) {
 	c := newGomemcache(servers, clients)
 	sm := new(scs.SessionManager)
@@ -108,12 +113,15 @@ func scsSessions(servers []string, clients int) (http.Handler, func(), error) {
 		sm.Put(ctx, "n", n+1)
 		writeCount(w, n+1)
 	})
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		writeCount(w, sm.GetInt(r.Context(), "n"))
+	})
 	mux.HandleFunc("/untouched", untouched)
 	return sm.LoadAndSave(mux), func() { c.Close() }, nil
 }
 
-// gorillaSessions serves /rw and /untouched with gorilla/sessions and a
-// memcached store on gomemcache.
+// gorillaSessions serves /rw, /read and /untouched with
+// gorilla/sessions and a memcached store on gomemcache.
 func gorillaSessions(servers []string, clients int) (http.Handler, func(), error) {
 	c := newGomemcache(servers, clients)
 	store := newGorillaStore(c, "gorilla:", benchHashKey, nil)
@@ -131,6 +139,15 @@ func gorillaSessions(servers []string, clients int) (http.Handler, func(), error
 			return
 		}
 		writeCount(w, n+1)
+	})
+	mux.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		s, err := store.Get(r, "gorilla_session")
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		n, _ := s.Values["n"].(int)
+		writeCount(w, n)
 	})
 	mux.HandleFunc("/untouched", untouched)
 	return mux, func() { c.Close() }, nil

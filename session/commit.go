@@ -24,7 +24,13 @@ import (
 // save what changed after the response started.
 func (m *Manager) Begin(w http.ResponseWriter, r *http.Request) (*http.Request, *Commit) {
 	m.init()
-	s := &Session{mgr: m, req: r}
+	// One allocation for both.
+	sc := new(struct {
+		s  Session
+		cm Commit
+	})
+	s := &sc.s
+	s.mgr, s.req = m, r
 	if tok := m.token(r); tok != "" {
 		s.viaToken = true
 		s.rawCookie = tok // checked on first use
@@ -36,7 +42,8 @@ func (m *Manager) Begin(w http.ResponseWriter, r *http.Request) (*http.Request, 
 		s.resolved, s.loaded = m.initErr == nil, true
 	}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, s))
-	return r, &Commit{s: s, w: w, r: r}
+	sc.cm.s, sc.cm.w, sc.cm.r = s, w, r
+	return r, &sc.cm
 }
 
 // Commit saves one request's session: what Manager.Begin returns besides
@@ -192,7 +199,7 @@ func (s *Session) loadLocked(ctx context.Context) {
 		return
 	}
 	s.loaded = true
-	key := m.key(s.id)
+	key := s.keyLocked()
 	var (
 		e     Entry
 		found bool
@@ -259,7 +266,7 @@ func (s *Session) saveLocked(ctx context.Context) error {
 	if s.id == "" {
 		s.id = newID()
 	}
-	key := m.key(s.id)
+	key := s.keyLocked()
 	base, version := s.base, s.version
 	initial := base // nil, or the snapshot RenewID took
 	mustExist := version != 0 || s.stale

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"strings"
@@ -163,6 +164,7 @@ type Manager struct {
 	initOnce sync.Once
 	initErr  error // ErrNoKeys, when there are no keys to use
 	codecs   []securecookie.Codec
+	verified cookieCache // cookie values the codecs accepted
 	ser      *serializer.Serializer
 	store    Store
 	ownStore *MemoryStore
@@ -363,12 +365,22 @@ func newID() string {
 // Manager signed. The payload is the 32 random bytes of the ID, followed
 // by the user ID for a bound session (cookies written before binding
 // existed are the ID alone).
+//
+// A value verified once is remembered (m.verified), so that the requests
+// of a session do not each check its signature (and decrypt it) again: the
+// answer depends on nothing but the value, since the keys are fixed after
+// first use and the cookie carries no age limit.
 func (m *Manager) decodeCookie(value string) (id, user string) {
+	if c, ok := m.verified.get(value); ok {
+		return c.id, c.user
+	}
 	var b []byte
 	if err := securecookie.DecodeMulti(m.cookieName(), value, &b, m.codecs...); err != nil || len(b) < idLen || len(b) > idLen+maxUserID {
 		return "", ""
 	}
-	return base64.RawURLEncoding.EncodeToString(b[:idLen]), string(b[idLen:])
+	id, user = base64.RawURLEncoding.EncodeToString(b[:idLen]), string(b[idLen:])
+	m.verified.add(value, verifiedCookie{id: id, user: user})
+	return id, user
 }
 
 // encodeCookie returns the cookie value (or token) of session id, bound
@@ -383,7 +395,70 @@ func (m *Manager) encodeCookie(id, user string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("session: encoding cookie: %w", err)
 	}
+	m.verified.add(v, verifiedCookie{id: id, user: user})
 	return v, nil
+}
+
+// cookieCacheShards and cookieCacheShardSize bound the cookie values a
+// Manager remembers as verified: 4096, about 1 MB.
+const (
+	cookieCacheShards    = 16
+	cookieCacheShardSize = 256
+)
+
+// verifiedCookie is what a verified cookie value holds.
+type verifiedCookie struct{ id, user string }
+
+// cookieCache remembers cookie values (and header tokens) that the
+// Manager's codecs accepted, by their exact text, with what they hold.
+// Only accepted values enter it; when a shard is full, an arbitrary entry
+// makes room. The zero value is ready to use, and it is safe for
+// concurrent use.
+type cookieCache struct {
+	shards [cookieCacheShards]struct {
+		mu sync.Mutex // protects m
+		m  map[string]verifiedCookie
+	}
+}
+
+// cookieSeed seeds the hash that picks a cookie value's shard.
+var cookieSeed = maphash.MakeSeed()
+
+// shard picks a value's shard by a hash of it. (Its last characters will
+// not do: securecookie's base64 keeps its padding, so values of one length
+// end alike, and the character before the padding holds 2 or 4 bits.)
+func (c *cookieCache) shard(value string) int {
+	return int(maphash.String(cookieSeed, value) % cookieCacheShards)
+}
+
+func (c *cookieCache) get(value string) (verifiedCookie, bool) {
+	if value == "" {
+		return verifiedCookie{}, false
+	}
+	sh := &c.shards[c.shard(value)]
+	sh.mu.Lock()
+	v, ok := sh.m[value]
+	sh.mu.Unlock()
+	return v, ok
+}
+
+func (c *cookieCache) add(value string, v verifiedCookie) {
+	if value == "" {
+		return
+	}
+	sh := &c.shards[c.shard(value)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m == nil {
+		sh.m = make(map[string]verifiedCookie)
+	}
+	if _, ok := sh.m[value]; !ok && len(sh.m) >= cookieCacheShardSize {
+		for k := range sh.m { // Go's map order: an arbitrary victim
+			delete(sh.m, k)
+			break
+		}
+	}
+	sh.m[value] = v
 }
 
 func (m *Manager) cookie(value string) *http.Cookie {

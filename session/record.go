@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 
 	"github.com/memkit/memkit/serializer"
@@ -236,6 +237,307 @@ func (r *record) flashTypes(category string) []string {
 	types := make([]string, len(r.Flashes[category]))
 	copy(types, r.FlashTypes[category])
 	return types
+}
+
+// The msgpack codec (the default serializer's) encodes and decodes every
+// record a request loads and saves; EncodeMsgpack and DecodeMsgpack do it
+// without reflection, byte for byte as msgpack does by the struct tags
+// under the serializer's settings (a map of the fields that are not empty,
+// in field order, integers in their shortest form). Other codecs (gob,
+// json) do not see these methods.
+var (
+	_ msgpack.CustomEncoder = (*record)(nil)
+	_ msgpack.CustomDecoder = (*record)(nil)
+)
+
+// plainRecord is a record without its msgpack methods, for the tests that
+// compare them with msgpack's reflection.
+type plainRecord record
+
+// errArrayRecord refuses a record in msgpack's array form, which no
+// release wrote.
+var errArrayRecord = errors.New("session: record in array form")
+
+// EncodeMsgpack implements msgpack.CustomEncoder.
+func (r *record) EncodeMsgpack(enc *msgpack.Encoder) error {
+	n := 1 // "c" is always there
+	for _, present := range [...]bool{r.Version != 0, len(r.Values) > 0, len(r.Types) > 0, len(r.Flashes) > 0,
+		len(r.FlashTypes) > 0, r.Lifetime != 0, r.Persist != 0, r.User != "", r.Handle != "", r.Epoch != 0, r.Seen != 0} {
+		if present {
+			n++
+		}
+	}
+	w := recordWriter{enc: enc}
+	w.do(enc.EncodeMapLen(n))
+	if r.Version != 0 {
+		w.key("ver")
+		w.do(enc.EncodeInt(int64(r.Version)))
+	}
+	w.key("c")
+	w.do(enc.EncodeInt(r.Created))
+	if len(r.Values) > 0 {
+		w.key("v")
+		w.do(enc.EncodeMapLen(len(r.Values)))
+		for k, v := range r.Values {
+			w.do(enc.EncodeString(k))
+			w.raw(v)
+		}
+	}
+	if len(r.Types) > 0 {
+		w.key("t")
+		w.do(enc.EncodeMapLen(len(r.Types)))
+		for k, v := range r.Types {
+			w.do(enc.EncodeString(k))
+			w.do(enc.EncodeString(v))
+		}
+	}
+	if len(r.Flashes) > 0 {
+		w.key("f")
+		w.do(enc.EncodeMapLen(len(r.Flashes)))
+		for k, list := range r.Flashes {
+			w.do(enc.EncodeString(k))
+			if list == nil {
+				w.do(enc.EncodeNil())
+				continue
+			}
+			w.do(enc.EncodeArrayLen(len(list)))
+			for _, v := range list {
+				w.raw(v)
+			}
+		}
+	}
+	if len(r.FlashTypes) > 0 {
+		w.key("ft")
+		w.do(enc.EncodeMapLen(len(r.FlashTypes)))
+		for k, list := range r.FlashTypes {
+			w.do(enc.EncodeString(k))
+			if list == nil {
+				w.do(enc.EncodeNil())
+				continue
+			}
+			w.do(enc.EncodeArrayLen(len(list)))
+			for _, v := range list {
+				w.do(enc.EncodeString(v))
+			}
+		}
+	}
+	if r.Lifetime != 0 {
+		w.key("l")
+		w.do(enc.EncodeInt(r.Lifetime))
+	}
+	if r.Persist != 0 {
+		w.key("p")
+		w.do(enc.EncodeInt(int64(r.Persist)))
+	}
+	if r.User != "" {
+		w.key("u")
+		w.do(enc.EncodeString(r.User))
+	}
+	if r.Handle != "" {
+		w.key("h")
+		w.do(enc.EncodeString(r.Handle))
+	}
+	if r.Epoch != 0 {
+		w.key("e")
+		w.do(enc.EncodeUint(r.Epoch))
+	}
+	if r.Seen != 0 {
+		w.key("s")
+		w.do(enc.EncodeInt(r.Seen))
+	}
+	return w.err
+}
+
+// recordWriter keeps the first error of a run of encoder calls.
+type recordWriter struct {
+	enc *msgpack.Encoder
+	err error
+}
+
+func (w *recordWriter) do(err error) {
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *recordWriter) key(k string) { w.do(w.enc.EncodeString(k)) }
+
+// raw writes an encoded value as msgpack writes a RawMessage: nil as
+// msgpack's nil, anything else as it is.
+func (w *recordWriter) raw(v msgpack.RawMessage) {
+	if v == nil {
+		w.do(w.enc.EncodeNil())
+		return
+	}
+	w.do(v.EncodeMsgpack(w.enc))
+}
+
+// maxPrealloc bounds the room made for a map or list before its entries
+// are read: a corrupt length must not allocate gigabytes.
+const maxPrealloc = 64
+
+// DecodeMsgpack implements msgpack.CustomDecoder. It reads a record in map
+// form as msgpack's reflection would (unknown fields skipped, a field
+// given twice decoded twice, nil maps and lists nil) and nil as the empty
+// record, as reflection does; it refuses the array form, which reflection
+// reads field by field but no release wrote. Unlike reflection, it makes
+// room for no more than a few entries of a map or list before reading
+// them, so that a corrupt length cannot exhaust the memory (reflection
+// allocates the whole declared length of a list at once).
+func (r *record) DecodeMsgpack(dec *msgpack.Decoder) error {
+	c, err := dec.PeekCode()
+	switch {
+	case err != nil:
+		return err
+	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+		return errArrayRecord
+	case !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 && c != msgpcode.Nil:
+		return fmt.Errorf("session: record: unexpected msgpack code %#x", c)
+	}
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		return err
+	}
+	if n < 0 { // nil
+		*r = record{}
+		return nil
+	}
+	for i := 0; i < n; i++ {
+		key, err := dec.DecodeString()
+		if err != nil {
+			return err
+		}
+		switch key {
+		case "ver":
+			var v int64
+			v, err = dec.DecodeInt64()
+			r.Version = int(v)
+		case "c":
+			r.Created, err = dec.DecodeInt64()
+		case "v":
+			r.Values, err = decodeRawMap(dec, r.Values)
+		case "t":
+			r.Types, err = decodeStringMap(dec, r.Types)
+		case "f":
+			r.Flashes, err = decodeRawListMap(dec, r.Flashes)
+		case "ft":
+			r.FlashTypes, err = decodeStringListMap(dec, r.FlashTypes)
+		case "l":
+			r.Lifetime, err = dec.DecodeInt64()
+		case "p":
+			var v int64
+			v, err = dec.DecodeInt64()
+			r.Persist = int8(v) // as reflect's SetInt
+		case "u":
+			r.User, err = dec.DecodeString()
+		case "h":
+			r.Handle, err = dec.DecodeString()
+		case "e":
+			r.Epoch, err = dec.DecodeUint64()
+		case "s":
+			r.Seen, err = dec.DecodeInt64()
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeMapLen reads a map's length: -1 (nil) sets m to nil, otherwise m
+// is made if it is nil (a field given twice adds to the first one's map).
+func decodeMapLen[V any](dec *msgpack.Decoder, m map[string]V) (int, map[string]V, error) {
+	n, err := dec.DecodeMapLen()
+	if err != nil || n < 0 {
+		return n, nil, err
+	}
+	if m == nil {
+		m = make(map[string]V, min(n, maxPrealloc))
+	}
+	return n, m, nil
+}
+
+func decodeRawMap(dec *msgpack.Decoder, m map[string]msgpack.RawMessage) (map[string]msgpack.RawMessage, error) {
+	n, m, err := decodeMapLen(dec, m)
+	for i := 0; i < n && err == nil; i++ {
+		var k string
+		if k, err = dec.DecodeString(); err == nil {
+			m[k], err = decodeRaw(dec)
+		}
+	}
+	return m, err
+}
+
+func decodeStringMap(dec *msgpack.Decoder, m map[string]string) (map[string]string, error) {
+	n, m, err := decodeMapLen(dec, m)
+	for i := 0; i < n && err == nil; i++ {
+		var k string
+		if k, err = dec.DecodeString(); err == nil {
+			m[k], err = dec.DecodeString()
+		}
+	}
+	return m, err
+}
+
+func decodeRawListMap(dec *msgpack.Decoder, m map[string][]msgpack.RawMessage) (map[string][]msgpack.RawMessage, error) {
+	n, m, err := decodeMapLen(dec, m)
+	for i := 0; i < n && err == nil; i++ {
+		var k string
+		if k, err = dec.DecodeString(); err != nil {
+			break
+		}
+		var l int
+		if l, err = dec.DecodeArrayLen(); err != nil || l < 0 {
+			m[k] = nil
+			continue
+		}
+		list := make([]msgpack.RawMessage, 0, min(l, maxPrealloc))
+		for j := 0; j < l && err == nil; j++ {
+			var v msgpack.RawMessage
+			v, err = decodeRaw(dec)
+			list = append(list, v)
+		}
+		m[k] = list
+	}
+	return m, err
+}
+
+func decodeStringListMap(dec *msgpack.Decoder, m map[string][]string) (map[string][]string, error) {
+	n, m, err := decodeMapLen(dec, m)
+	for i := 0; i < n && err == nil; i++ {
+		var k string
+		if k, err = dec.DecodeString(); err != nil {
+			break
+		}
+		var l int
+		if l, err = dec.DecodeArrayLen(); err != nil || l < 0 {
+			m[k] = nil
+			continue
+		}
+		list := make([]string, 0, min(l, maxPrealloc))
+		for j := 0; j < l && err == nil; j++ {
+			var v string
+			v, err = dec.DecodeString()
+			list = append(list, v)
+		}
+		m[k] = list
+	}
+	return m, err
+}
+
+// decodeRaw reads one value's bytes, as msgpack decodes a RawMessage: a
+// nil value is a nil RawMessage (decodeRecord makes it msgpack's nil).
+func decodeRaw(dec *msgpack.Decoder) (msgpack.RawMessage, error) {
+	c, err := dec.PeekCode()
+	if err != nil {
+		return nil, err
+	}
+	if c == msgpcode.Nil {
+		return nil, dec.Skip()
+	}
+	return dec.DecodeRaw()
 }
 
 // encodeRecord encodes r through ser.

@@ -158,7 +158,19 @@ type Session struct {
 	seenDue     bool          // a bound session's last-seen time needs refreshing
 	req         *http.Request // for Login's user agent and address
 	errs        []error
-	reported    int // errs[:reported] were returned by a Commit's Save
+	reported    int    // errs[:reported] were returned by a Commit's Save
+	keyID       string // the ID whose store key key is
+	key         string // the store key of keyID, computed once
+}
+
+// keyLocked returns the store key of the session's current ID, hashing
+// the ID once per request rather than at its load and again at its save;
+// s.mu is held.
+func (s *Session) keyLocked() string {
+	if s.keyID != s.id || s.key == "" {
+		s.keyID, s.key = s.id, s.mgr.key(s.id)
+	}
+	return s.key
 }
 
 // resolveLocked checks the cookie's signature once; s.mu is held.

@@ -110,8 +110,10 @@ var (
 // unpadded base64url SHA-256 of id. A dump of the store's keys therefore
 // reveals no usable session ID.
 func HashKey(prefix, id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	// Stack buffers for the usual lengths: one allocation, the key.
+	var in, out [128]byte
+	sum := sha256.Sum256(append(in[:0], id...))
+	return string(base64.RawURLEncoding.AppendEncode(append(out[:0], prefix...), sum[:]))
 }
 
 // MemcacheStore is a Store on memcached through memclient. Load is one

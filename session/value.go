@@ -7,6 +7,7 @@ import (
 	"math"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -149,14 +150,50 @@ func parseTypeDepth(s string, depth int) (reflect.Type, string, error) {
 	return t, s[end:], nil
 }
 
+// valueEncoder and valueDecoder are msgpack's encoder and decoder with
+// their buffers, reused through pools: every Set encodes a value and
+// every typed read decodes one. They run with msgpack's default settings,
+// as msgpack.Marshal and msgpack.NewDecoder do.
+type valueEncoder struct {
+	enc *msgpack.Encoder
+	buf bytes.Buffer
+}
+
+type valueDecoder struct {
+	dec *msgpack.Decoder
+	r   bytes.Reader
+}
+
+// maxPooledValue bounds the buffer a pooled encoder keeps.
+const maxPooledValue = 64 << 10
+
+var (
+	valueEncoders = sync.Pool{New: func() any { return &valueEncoder{enc: msgpack.NewEncoder(nil)} }}
+	valueDecoders = sync.Pool{New: func() any { return &valueDecoder{dec: msgpack.NewDecoder(nil)} }}
+)
+
 // encodeValue encodes one session value and returns its type name.
 func encodeValue(v any) (msgpack.RawMessage, string, error) {
-	b, err := msgpack.Marshal(v)
+	e := valueEncoders.Get().(*valueEncoder)
+	e.buf.Reset()
+	e.enc.Reset(&e.buf)
+	err := e.enc.Encode(v)
+	var b msgpack.RawMessage
+	if err == nil {
+		b = bytes.Clone(e.buf.Bytes())
+	}
+	e.enc.Reset(nil)
+	if e.buf.Cap() <= maxPooledValue {
+		valueEncoders.Put(e)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("session: encoding value: %w", err)
 	}
 	return b, typeName(reflect.TypeOf(v)), nil
 }
+
+// untypedMap decodes maps as map[any]any, for convert.
+func untypedMap(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() }
 
 // decodeAny decodes a value for Session.Get: into its stored type when
 // it has a type name, else as msgpack decodes into an interface.
@@ -195,9 +232,14 @@ func decodeValue(raw msgpack.RawMessage, dst any) error {
 		}
 		return nil
 	}
-	dec := msgpack.NewDecoder(bytes.NewReader(raw))
-	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
-	v, err := dec.DecodeInterface()
+	d := valueDecoders.Get().(*valueDecoder)
+	d.r.Reset(raw)
+	d.dec.Reset(&d.r)
+	d.dec.SetMapDecoder(untypedMap)
+	v, err := d.dec.DecodeInterface()
+	d.dec.Reset(nil)
+	d.r.Reset(nil)
+	valueDecoders.Put(d)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
