@@ -183,9 +183,20 @@ func (msgpackCodec) Unmarshal(data []byte, v any) error {
 	}
 	st.r.Reset(nil)
 	st.dec.Reset(nil)
-	msgpackDecPool.Put(st)
+	// msgpack keeps the buffer it read strings and binaries into, and
+	// grows it, a megabyte at a time, for every length an input declares,
+	// even when the input turns out to be shorter. A decoder that failed,
+	// or read a big input, is left to the collector rather than pooled,
+	// so corrupt or foreign entries cannot make the pool grow.
+	if err == nil && len(data) <= maxPooledDecode {
+		msgpackDecPool.Put(st)
+	}
 	return err
 }
+
+// maxPooledDecode is the largest input after which a msgpack decoder is
+// put back in its pool.
+const maxPooledDecode = 64 << 10
 
 type gobCodec struct{}
 

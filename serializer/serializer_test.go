@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -585,4 +586,24 @@ func TestMsgpackInterfaceTypes(t *testing.T) {
 	assert.True(t, gotTime.Equal(in["time"].(time.Time)))
 	delete(got, "time")
 	assert.Equal(t, want, got)
+}
+
+// TestCorruptMsgpackDoesNotGrowDecoders decodes, again and again, a six-byte
+// msgpack string that declares four gigabytes. msgpack grows its decoder's
+// buffer a megabyte for each such attempt; pooled and reused, one decoder
+// would grow without bound (and each attempt would copy all of it).
+func TestCorruptMsgpackDoesNotGrowDecoders(t *testing.T) {
+	hostile := []byte{0xdb, 0xff, 0xff, 0xff, 0xf0, 'x'} // str32, 4 GiB declared, 1 byte present
+	var s Serializer
+	const n = 32
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		var got any
+		err := s.Unmarshal(hostile, msgpackID<<codecShift, &got)
+		require.ErrorIs(t, err, ErrCorrupt)
+	}
+	runtime.ReadMemStats(&after)
+	perDecode := (after.TotalAlloc - before.TotalAlloc) / n
+	assert.Less(t, perDecode, uint64(4<<20), "bytes allocated per corrupt decode")
 }
