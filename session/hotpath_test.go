@@ -122,6 +122,27 @@ func TestRecordCodecHugeLengths(t *testing.T) {
 	assert.ErrorContains(t, err, "array form")
 }
 
+// TestValueDecodersDoNotGrow decodes, again and again, a value that
+// declares a four-gigabyte string and holds one byte. msgpack grows a
+// decoder's buffer by a megabyte for each such attempt; were the decoder
+// pooled regardless, each attempt would allocate all the earlier ones again.
+func TestValueDecodersDoNotGrow(t *testing.T) {
+	hostile := msgpack.RawMessage{0xdb, 0xff, 0xff, 0xff, 0xf0, 'x'}
+	const n = 16
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range n {
+		var s string
+		require.ErrorIs(t, decodeValue(hostile, &s), ErrUndecodable)
+		var m map[string]any
+		require.ErrorIs(t, decodeValue(hostile, &m), ErrUndecodable)
+		_, err := decodeAny(hostile, "")
+		require.ErrorIs(t, err, ErrUndecodable)
+	}
+	runtime.ReadMemStats(&after)
+	assert.Less(t, (after.TotalAlloc-before.TotalAlloc)/(3*n), uint64(4<<20), "bytes allocated per corrupt decode")
+}
+
 // fitsInput reports whether data is one msgpack value whose every map,
 // list, string and extension announces no more than the input holds, so
 // that msgpack's reflection can decode it without running out of memory.

@@ -164,7 +164,8 @@ type valueDecoder struct {
 	r   bytes.Reader
 }
 
-// maxPooledValue bounds the buffer a pooled encoder keeps.
+// maxPooledValue bounds the buffer a pooled encoder keeps and the value
+// after which a decoder goes back to its pool.
 const maxPooledValue = 64 << 10
 
 var (
@@ -192,6 +193,29 @@ func encodeValue(v any) (msgpack.RawMessage, string, error) {
 	return b, typeName(reflect.TypeOf(v)), nil
 }
 
+// withDecoder runs fn with a pooled decoder reading raw. msgpack keeps
+// the buffer it reads strings into and grows it for every length an input
+// declares, even one longer than the input, so a decoder that failed or
+// read a big value is left to the collector: a corrupt record cannot make
+// the pool grow. (msgpack.Unmarshal pools its decoders without that check.)
+func withDecoder(raw []byte, fn func(*msgpack.Decoder) error) error {
+	d := valueDecoders.Get().(*valueDecoder)
+	d.r.Reset(raw)
+	d.dec.Reset(&d.r)
+	err := fn(d.dec)
+	d.dec.Reset(nil)
+	d.r.Reset(nil)
+	if err == nil && len(raw) <= maxPooledValue {
+		valueDecoders.Put(d)
+	}
+	return err
+}
+
+// unmarshalValue is msgpack.Unmarshal through withDecoder.
+func unmarshalValue(raw []byte, dst any) error {
+	return withDecoder(raw, func(d *msgpack.Decoder) error { return d.Decode(dst) })
+}
+
 // untypedMap decodes maps as map[any]any, for convert.
 func untypedMap(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() }
 
@@ -210,7 +234,7 @@ func decodeAny(raw msgpack.RawMessage, typ string) (any, error) {
 		return v.Elem().Interface(), nil
 	}
 	var v any
-	if err := msgpack.Unmarshal(raw, &v); err != nil {
+	if err := unmarshalValue(raw, &v); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
 	return v, nil
@@ -227,19 +251,17 @@ func decodeValue(raw msgpack.RawMessage, dst any) error {
 	}
 	t := pv.Elem().Type()
 	if !convertible(t, 0) {
-		if err := msgpack.Unmarshal(raw, dst); err != nil {
+		if err := unmarshalValue(raw, dst); err != nil {
 			return fmt.Errorf("%w: %w", ErrUndecodable, err)
 		}
 		return nil
 	}
-	d := valueDecoders.Get().(*valueDecoder)
-	d.r.Reset(raw)
-	d.dec.Reset(&d.r)
-	d.dec.SetMapDecoder(untypedMap)
-	v, err := d.dec.DecodeInterface()
-	d.dec.Reset(nil)
-	d.r.Reset(nil)
-	valueDecoders.Put(d)
+	var v any
+	err := withDecoder(raw, func(d *msgpack.Decoder) (err error) {
+		d.SetMapDecoder(untypedMap)
+		v, err = d.DecodeInterface()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
