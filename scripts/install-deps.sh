@@ -5,7 +5,8 @@
 # libmemcached-tools' memccp/memccat, and twemproxy as nutcracker), script
 # and setsid for the demo's hang-up test (essential on Debian, checked
 # anyway), Chromium for the shop's dashboard test (headless, driven by
-# chromedp) and the Go modules of every module. Safe to run again: it only
+# chromedp), wrk for the bench's sessions-under-load test, and the Go
+# modules of every module. Safe to run again: it only
 # installs what is missing.
 set -euo pipefail
 
@@ -19,6 +20,7 @@ command -v nutcracker >/dev/null 2>&1 || [ -x /usr/sbin/nutcracker ] || need+=(n
 command -v script >/dev/null 2>&1 || need+=(bsdutils)
 command -v setsid >/dev/null 2>&1 || need+=(util-linux)
 command -v chromium >/dev/null 2>&1 || need+=(chromium) # the dashboard's browser test
+command -v wrk >/dev/null 2>&1 || need+=(wrk)                # bench's TestWrk
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "install-deps: installing ${need[*]} with apt-get"
