@@ -56,3 +56,23 @@ func TestGetIntoNoAlloc(t *testing.T) {
 		assert.LessOrEqual(t, allocs, 1.0, "%s: allocations per Get of 100 bytes", m.name)
 	}
 }
+
+// TestGetOneAllocAnySize: a Get allocates once whatever the value's size,
+// the Item and its value together.
+func TestGetOneAllocAnySize(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	for _, m := range plainModes {
+		c := newClient(t, srv, m, nil)
+		ctx := context.Background()
+		for _, n := range []int{3000, 10 << 10, 100 << 10, 1000 << 10} {
+			require.NoError(t, c.Set(ctx, &memclient.Item{Key: "k", Value: make([]byte, n)}))
+			allocs := testing.AllocsPerRun(20, func() {
+				if it, err := c.Get(ctx, "k"); err != nil || len(it.Value) != n {
+					t.Fatal(err)
+				}
+			})
+			assert.LessOrEqual(t, allocs, 1.0, "%s: allocations per Get of %d bytes", m.name, n)
+		}
+	}
+}

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/bits"
+	"reflect"
+	"sync/atomic"
 )
 
 // Reading a value into an Item. A Get returns a new *Item and a new value,
-// which the caller owns; for values up to a couple of KiB both come from
-// one allocation, the value in an array right after the Item (each struct
-// below fills one of the runtime's size classes). GetInto reads into the
-// caller's Item and buffer instead, allocating nothing when it has room,
-// and a large value goes from the socket straight into it.
+// which the caller owns; both come from one allocation, the value in an
+// array right after the Item: for values up to a couple of KiB one of the
+// structs below (each fills one of the runtime's size classes), for bigger
+// ones a struct type made with reflect once per size class (see
+// bigItemClass). GetInto reads into the caller's Item and buffer instead,
+// allocating nothing when it has room, and a large value goes from the
+// socket straight into it.
 
 type (
 	item8 struct {
@@ -100,9 +105,70 @@ func newItem(n int) *Item {
 		x := new(item1976)
 		it, buf = &x.it, x.buf[:n:n]
 	default:
-		return &Item{Value: make([]byte, n)}
+		return newBigItem(n)
 	}
 	it.Value = buf
+	return it
+}
+
+// Size classes of the bigger Items: the Item and its value together round
+// up to 33/32, 34/32, ... 64/32 of a power of two, so at most 1/32 of the
+// memory is spare (the runtime rounds sizes up to its own classes, and
+// large objects to pages, anyway), and each class's type is made once.
+const (
+	bigItemMinShift = 12 // the first power of two above the biggest fixed struct
+	bigItemMaxShift = 30 // above 1 GiB (a value no memcached holds): two allocations
+	bigItemSteps    = 32
+)
+
+var (
+	itemType      = reflect.TypeFor[Item]()
+	itemSize      = int(itemType.Size())
+	bigItemTypes  [(bigItemMaxShift - bigItemMinShift + 1) * bigItemSteps]atomic.Pointer[reflect.Type]
+	bigItemFields = func(n int) []reflect.StructField {
+		return []reflect.StructField{
+			{Name: "Item", Type: itemType},
+			{Name: "Buf", Type: reflect.ArrayOf(n, reflect.TypeFor[byte]())},
+		}
+	}
+)
+
+// bigItemClass returns the index of the size class that holds an Item and
+// n bytes after it, and the room for bytes that class has; ok is false
+// past the last class.
+func bigItemClass(n int) (idx, room int, ok bool) {
+	total := itemSize + n
+	shift := bits.Len(uint(total - 1)) // 1<<(shift-1) < total <= 1<<shift
+	if shift < bigItemMinShift {
+		shift = bigItemMinShift
+	}
+	if shift > bigItemMaxShift {
+		return 0, 0, false
+	}
+	step := 1 << (shift - 1 - 5) // 1/bigItemSteps of the power of two below
+	m := (total + step - 1) / step
+	if m <= bigItemSteps { // total <= 1<<(shift-1): only below the first class
+		m = bigItemSteps + 1
+	}
+	return (shift-bigItemMinShift)*bigItemSteps + m - bigItemSteps - 1, m*step - itemSize, true
+}
+
+// newBigItem returns a new Item whose Value has length and capacity n, in
+// one allocation (two past the last size class).
+func newBigItem(n int) *Item {
+	idx, room, ok := bigItemClass(n)
+	if !ok {
+		return &Item{Value: make([]byte, n)}
+	}
+	t := bigItemTypes[idx].Load()
+	if t == nil {
+		st := reflect.StructOf(bigItemFields(room))
+		bigItemTypes[idx].CompareAndSwap(nil, &st)
+		t = bigItemTypes[idx].Load()
+	}
+	v := reflect.New(*t).Elem()
+	it := v.Field(0).Addr().Interface().(*Item)
+	it.Value = v.Field(1).Bytes()[:n:n] // an addressable array: no slice header to allocate
 	return it
 }
 
