@@ -197,6 +197,7 @@ func (rr *replyReader) readItem(n uint64, into *Item) (it *Item, tooBig, err err
 	if err := rr.crlf(); err != nil {
 		return nil, nil, err
 	}
+	rr.noteValue(n)
 	return it, nil, nil
 }
 

@@ -607,6 +607,41 @@ func TestNewErrors(t *testing.T) {
 	c2.Close()
 }
 
+// TestGetSpillsBigValues: Gets are charged the size of the values their
+// server has been returning, so concurrent Gets of big values spread over
+// connections as big Sets do, rather than queue their replies on one.
+func TestGetSpillsBigValues(t *testing.T) {
+	leakcheck.Check(t)
+	srv := memcachetest.Start(t, memcachetest.Options{})
+	ctx := ctxT(t)
+	for _, m := range plainModes {
+		c := newClient(t, srv, m, func(cfg *memclient.Config) { cfg.MaxConnsPerServer = 3 })
+		big := make([]byte, 512<<10)
+		require.NoError(t, c.Set(ctx, &memclient.Item{Key: "bigget", Value: big}))
+		for range 16 { // one at a time: the client learns this server's values are big
+			it, err := c.Get(ctx, "bigget")
+			require.NoError(t, err)
+			require.Len(t, it.Value, len(big))
+		}
+		require.Equal(t, 1, c.ServerStatus()[0].Conns, "%s: sequential calls use one connection", m.name)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 20 {
+					if it, err := c.Get(ctx, "bigget"); err != nil || len(it.Value) != len(big) {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		n := c.ServerStatus()[0].Conns
+		assert.Greater(t, n, 1, "%s: concurrent Gets of big values spill onto more connections", m.name)
+		assert.LessOrEqual(t, n, 3, "%s: never more than MaxConnsPerServer", m.name)
+	}
+}
+
 // TestConnectionSpill: small requests share one pipelined connection; a
 // burst of large values spills onto more, up to MaxConnsPerServer.
 func TestConnectionSpill(t *testing.T) {

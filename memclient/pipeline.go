@@ -135,7 +135,7 @@ func newConn(s *server, nc net.Conn) *conn {
 	}
 	c.rx.nc = nc
 	c.br = bufio.NewReaderSize(&c.rx, 16<<10)
-	c.rd = replyReader{br: c.br, addr: s.addr, maxItem: s.cfg.maxItemSize()}
+	c.rd = replyReader{br: c.br, addr: s.addr, maxItem: s.cfg.maxItemSize(), valueSize: &s.valueSize}
 	c.lastSend.Store(time.Now().UnixNano())
 	return c
 }
@@ -189,6 +189,7 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*reque
 	}
 	busy := c.head < len(c.queue) || c.reading
 	needSync := false
+	valueSize := c.srv.valueSize.Load()
 	for _, r := range reqs {
 		if c.meta {
 			if r.usesOpaque() {
@@ -198,7 +199,7 @@ func (c *conn) send(ctx context.Context, now, deadline time.Time, reqs ...*reque
 			needSync = needSync || r.needsSync()
 		}
 		r.sentAt, r.rx, r.state = s.at, s.rx, stSent
-		r.weight = r.cost()
+		r.weight = r.cost(valueSize)
 		w += r.weight
 		c.queue = append(c.queue, r)
 	}

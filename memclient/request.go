@@ -83,7 +83,7 @@ type request struct {
 	opaque uint32 // meta protocol: the O token the reply must echo
 	sentAt int64  // unix nanos when queued
 	rx     uint64 // bytes the connection had received when this was queued
-	weight int64  // cost() when queued, for connection load
+	weight int64  // cost(valueSize) when queued, for connection load
 
 	state  uint8         // stSent..stAbandoned; guarded by the connection's mu
 	pinned bool          // GetInto: the reader is writing into the caller's Item; guarded by mu
@@ -91,11 +91,19 @@ type request struct {
 	timer  *time.Timer   // the caller's wait timer, stopped when idle
 }
 
-// cost estimates the bytes a request and its reply keep in flight.
-func (r *request) cost() int64 {
+// cost estimates the bytes a request and its reply keep in flight; a
+// reply with a value is counted at valueSize, the server's running
+// estimate, so that big values spread over connections as they come.
+func (r *request) cost(valueSize int64) int64 {
 	n := int64(64)
 	if r.item != nil {
 		n += int64(len(r.item.Value))
+	}
+	switch r.op {
+	case opGet, opGAT, opLease:
+		n += valueSize
+	case opGetMulti:
+		n += valueSize * int64(len(r.keys))
 	}
 	return n + 64*int64(len(r.keys))
 }

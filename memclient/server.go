@@ -27,6 +27,11 @@ type server struct {
 	timeouts atomic.Uint64
 	dials    atomic.Uint64 // connection attempts, probes included
 
+	// valueSize is a running average of the sizes of the values the
+	// server's Gets returned: a Get is charged it when a connection is
+	// chosen (see spillWeight), since its reply is what it keeps in flight.
+	valueSize atomic.Int64
+
 	hmu       sync.Mutex // protects downSince, nextProbe, backoff, lastErr
 	downSince time.Time
 	nextProbe time.Time
@@ -59,7 +64,9 @@ func newServer(c *Client, s Server) *server {
 // connection carries every request: the deepest pipeline, the biggest
 // batches, the fewest syscalls and server threads. Above it (large values,
 // very many waiters) more connections keep a big transfer from delaying
-// everything queued behind it.
+// everything queued behind it. A Get counts as the values the server has
+// been returning (valueSize): 64 callers of 100-byte values share one
+// connection, a handful of 1 MB Gets spread over all of them.
 const spillWeight = 64 << 10
 
 // conn returns the first live connection whose load is under spillWeight,

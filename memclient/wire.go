@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 )
 
 // What both wire formats share: reading lines, numbers and values, error
@@ -25,6 +26,21 @@ type replyReader struct {
 	br      *bufio.Reader
 	addr    string
 	maxItem int // Config.MaxItemSize: larger values are not kept
+	// valueSize, when set, is the server's running estimate of the size
+	// of the values its Gets return (see server.valueSize).
+	valueSize *atomic.Int64
+}
+
+// noteValue moves the running estimate of value sizes an eighth of the
+// way towards n. Values of one size leave it unchanged, unwritten.
+func (rr *replyReader) noteValue(n uint64) {
+	if rr.valueSize == nil {
+		return
+	}
+	old := rr.valueSize.Load()
+	if est := old + (int64(n)-old)/8; est != old {
+		rr.valueSize.Store(est) // a lost update between readers is no matter: it is an estimate
+	}
 }
 
 // discardCap is the largest value a reply may announce and still be read
