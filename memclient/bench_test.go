@@ -128,3 +128,24 @@ func BenchmarkGetCancelCtx(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkGetInto is BenchmarkGet through GetInto, reusing one Item.
+func BenchmarkGetInto(b *testing.B) {
+	for _, p := range benchProtos {
+		b.Run(p.name, func(b *testing.B) {
+			c := benchClient(b, p.proto)
+			ctx := context.Background()
+			if err := c.Set(ctx, &memclient.Item{Key: "bench", Value: make([]byte, 100)}); err != nil {
+				b.Fatal(err)
+			}
+			var it memclient.Item
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := c.GetInto(ctx, "bench", &it); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
