@@ -66,25 +66,43 @@ type LocalCache interface {
 
 // LocalValue is a value of the local tier: what memcached holds for the
 // key, as the serializer wrote it. Data is shared by every reader and
-// never modified.
+// never modified. An implementation keeps and returns the LocalValue it
+// was given as it is (it carries objcache's own bookkeeping too).
 type LocalValue struct {
 	Data  []byte // the serializer's bytes
 	Flags uint32 // the serializer's flags
+
+	// stamp is the key's stripe (in its top bits) and the stripe's
+	// number when the value was read from memcached (see localState);
+	// 0 for a value objcache did not make, which is never served. It
+	// fits beside Flags, so a LocalValue is no bigger for it.
+	stamp uint32
 }
 
 // localStripes is how many write counters localState keeps (a power of
-// two).
-const localStripes = 64
+// two, 1<<stripeBits). A stamp holds the stripe's index plus one in its
+// top stripeBits+1 bits and the low stampBits bits of the stripe's number:
+// a stale value would pass for fresh only if its stripe saw a multiple of
+// 2^22 (4,194,304) writes of this process while the value sat in the
+// tier, a few seconds at most.
+const (
+	stripeBits   = 9
+	localStripes = 1 << stripeBits
+	stampBits    = 32 - stripeBits - 1
+	stampSeq     = 1<<stampBits - 1
+)
 
-// localState is a Cache's side of its local tier. A read offers what it
-// found only if no write to its key (its stripe, one of localStripes
-// counters chosen by the key's hash) happened since before its round trip
-// began, and checks again after the offer, deleting what it put: a write
-// bumps the stripe after memcached has the new value and then deletes the
-// key. Either the reader's second check sees the bump, or the write's
-// delete comes after the reader's Set: the old value never survives a
-// write of this process. A bump caused by a write to another key of the
-// stripe only costs a missed admission.
+// localState is a Cache's side of its local tier. Each key belongs to a
+// stripe, one of localStripes counters chosen by the key's hash; a write
+// bumps its key's stripe once memcached has the new value, then deletes
+// the key from the tier. A read notes the stripe before its round trip
+// and offers what it found with that number, unless the stripe has moved
+// meanwhile; a local value is served only while its stripe still has the
+// number it was read under. So a value read before a write is never served
+// once that write has returned, not even in the moment between a racing
+// reader's Set and its clean-up (the reader checks again after its Set and
+// deletes what it put). A write to another key of the stripe costs the
+// stripe's local values one trip to memcached each.
 type localState struct {
 	lc      LocalCache
 	seed    maphash.Seed
@@ -98,24 +116,43 @@ func newLocalState(lc LocalCache) *localState {
 }
 
 func (l *localState) stripe(k string) *atomic.Uint64 {
-	return &l.stripes[maphash.String(l.seed, k)&(localStripes-1)]
+	return &l.stripes[l.stripeIndex(k)]
+}
+
+func (l *localState) stripeIndex(k string) uint64 {
+	return maphash.String(l.seed, k) & (localStripes - 1)
+}
+
+// stamp is the stamp of a value of full key k read when its stripe was
+// at seq.
+func (l *localState) stamp(k string, seq uint64) uint32 {
+	return uint32((l.stripeIndex(k)+1)<<stampBits | seq&stampSeq)
+}
+
+// fresh reports whether a value of the given stamp was read after the
+// latest write to its stripe.
+func (l *localState) fresh(stamp uint32) bool {
+	i := stamp >> stampBits
+	return i != 0 && uint32(l.stripes[i-1].Load())&stampSeq == stamp&stampSeq
 }
 
 // get looks up the full key made of the parts a+b+c+d, without
-// allocating for it (unless it is too long and hashed, see fitKey).
-func (l *localState) get(a, b, c, d string) (LocalValue, bool) {
+// allocating for it (unless it is too long and hashed, see fitKey). A
+// value read before the latest write to its stripe is not returned.
+func (l *localState) get(a, b, c, d string) (v LocalValue, ok bool) {
 	switch n := len(a) + len(b) + len(c) + len(d); {
 	case n > MaxKeyLen:
-		return l.lc.Get(fitKey(a + b + c + d))
+		v, ok = l.lc.Get(fitKey(a + b + c + d))
 	case n == len(b):
-		return l.lc.Get(b) // no prefix: the caller's key is the full key
+		v, ok = l.lc.Get(b) // no prefix: the caller's key is the full key
+	default:
+		bp := l.bufs.Get().(*[]byte)
+		k := append(append(append(append((*bp)[:0], a...), b...), c...), d...)
+		v, ok = l.lc.Get(unsafe.String(unsafe.SliceData(k), len(k)))
+		*bp = k
+		l.bufs.Put(bp)
 	}
-	bp := l.bufs.Get().(*[]byte)
-	k := append(append(append(append((*bp)[:0], a...), b...), c...), d...)
-	v, ok := l.lc.Get(unsafe.String(unsafe.SliceData(k), len(k)))
-	*bp = k
-	l.bufs.Put(bp)
-	return v, ok
+	return v, ok && l.fresh(v.stamp)
 }
 
 // offer hands the local tier a value of full key k read when k's stripe
@@ -124,7 +161,7 @@ func (l *localState) offer(k string, stripe *atomic.Uint64, seq uint64, data []b
 	if stripe.Load() != seq {
 		return
 	}
-	l.lc.Set(k, LocalValue{Data: data, Flags: flags}, ttl)
+	l.lc.Set(k, LocalValue{Data: data, Flags: flags, stamp: l.stamp(k, seq)}, ttl)
 	if stripe.Load() != seq {
 		l.lc.Delete(k)
 	}
