@@ -15,7 +15,7 @@ import (
 // serializer's bytes and flags, under the full memcached key) and decodes
 // what it returns on each hit; the implementation chooses what to keep
 // (hot keys only) and for how long (a few seconds at most), and must be
-// safe for concurrent use. adapters/otter (its own module) is one, on
+// safe for concurrent use. adapters/otterlocal (its own module) is one, on
 // maypok86/otter. nil means no local tier.
 //
 // What objcache does with it:

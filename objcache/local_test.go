@@ -20,7 +20,7 @@ import (
 // mapLocal is a LocalCache that keeps everything it is offered, for its
 // own TTL at most, on a clock of the test's: the core's side of the local
 // tier (lookups, admission, invalidation) tested without a cache library.
-// adapters/otter tests the real one, hot-key admission included.
+// adapters/otterlocal tests the real one, hot-key admission included.
 type mapLocal struct {
 	ttl time.Duration
 	now func() time.Time
