@@ -111,20 +111,29 @@ func newItem(n int) *Item {
 	return it
 }
 
-// Size classes of the bigger Items: the Item and its value together round
-// up to 33/32, 34/32, ... 64/32 of a power of two, so at most 1/32 of the
-// memory is spare (the runtime rounds sizes up to its own classes, and
-// large objects to pages, anyway), and each class's type is made once.
+// Size classes of the bigger Items, each class's type made once. Up to
+// the runtime's largest small object (32 KiB) and past 4 MiB, the Item and
+// its value together round up to 33/32, 34/32, ... 64/32 of a power of
+// two, so at most 1/32 of the memory is spare (below 32 KiB the runtime
+// rounds up to its own classes anyway). In between, a class per 8 KiB
+// page: the runtime allocates large objects in whole pages, so those
+// classes cost no more memory than a value of its own would.
 const (
 	bigItemMinShift = 12 // the first power of two above the biggest fixed struct
 	bigItemMaxShift = 30 // above 1 GiB (a value no memcached holds): two allocations
 	bigItemSteps    = 32
+	stepClasses     = (bigItemMaxShift - bigItemMinShift + 1) * bigItemSteps
+
+	pageSize     = 8 << 10  // the runtime's page
+	pagedMin     = 32 << 10 // above it, the runtime allocates whole pages
+	pagedMax     = 4 << 20  // up to it, a class per page count
+	pagedClasses = (pagedMax - pagedMin) / pageSize
 )
 
 var (
 	itemType      = reflect.TypeFor[Item]()
 	itemSize      = int(itemType.Size())
-	bigItemTypes  [(bigItemMaxShift - bigItemMinShift + 1) * bigItemSteps]atomic.Pointer[reflect.Type]
+	bigItemTypes  [stepClasses + pagedClasses]atomic.Pointer[reflect.Type]
 	bigItemFields = func(n int) []reflect.StructField {
 		return []reflect.StructField{
 			{Name: "Item", Type: itemType},
@@ -138,6 +147,10 @@ var (
 // past the last class.
 func bigItemClass(n int) (idx, room int, ok bool) {
 	total := itemSize + n
+	if total > pagedMin && total <= pagedMax {
+		pages := (total + pageSize - 1) / pageSize
+		return stepClasses + pages - pagedMin/pageSize - 1, pages*pageSize - itemSize, true
+	}
 	shift := bits.Len(uint(total - 1)) // 1<<(shift-1) < total <= 1<<shift
 	if shift < bigItemMinShift {
 		shift = bigItemMinShift

@@ -6,8 +6,8 @@ import (
 )
 
 // TestNewItemOneAllocation: an Item of any size a server holds comes with
-// its value in one allocation, of a size class at most 1/32 bigger than
-// needed, and its Value is exactly n long and n deep (an append copies).
+// its value in one allocation, and its Value is exactly n long and n deep
+// (an append copies).
 func TestNewItemOneAllocation(t *testing.T) {
 	sizes := []int{0, 1, 8, 9, 100, 1976, 1977, 2048 - itemSize, 2049 - itemSize, 4000, 10 << 10,
 		100_000, 1<<20 - itemSize, 1 << 20, 1<<20 + 1, 5 << 20}
@@ -22,8 +22,7 @@ func TestNewItemOneAllocation(t *testing.T) {
 			}
 		}
 		if n > 1976 {
-			_, room, ok := bigItemClass(n)
-			if !ok || room < n || (itemSize+room)*32 > (itemSize+n)*33+32*64 {
+			if _, room, ok := bigItemClass(n); !ok || room < n {
 				t.Errorf("bigItemClass(%d): room %d ok %v", n, room, ok)
 			}
 		}
@@ -33,31 +32,34 @@ func TestNewItemOneAllocation(t *testing.T) {
 	}
 }
 
-// TestBigItemClasses: the classes are contiguous and growing: every size
-// fits the class it is given, and the class before it would not hold it.
+// TestBigItemClasses: every size fits the class it is given, a bigger
+// size never gets less room, one class has one room, and the room is what
+// the runtime would round a value of that size up to anyway: its own pages
+// past 32 KiB, at most 1/32 more elsewhere.
 func TestBigItemClasses(t *testing.T) {
-	prevIdx, prevRoom := -1, 0
-	for n := 1977; n < 3<<20; n += 1 + n/97 {
+	rooms := map[int]int{}
+	prevRoom := 0
+	for n := 1977; n < 9<<20; n += 1 + n/97 {
 		idx, room, ok := bigItemClass(n)
-		if !ok || room < n {
+		if !ok || room < n || idx < 0 || idx >= len(bigItemTypes) {
 			t.Fatalf("bigItemClass(%d) = %d, %d, %v", n, idx, room, ok)
 		}
-		switch {
-		case idx == prevIdx:
-			if room != prevRoom {
-				t.Fatalf("class %d: room %d and %d", idx, prevRoom, room)
-			}
-		case idx == prevIdx+1 || prevIdx == -1:
-			if n <= prevRoom {
-				t.Fatalf("bigItemClass(%d) = %d, but class %d had room %d", n, idx, prevIdx, prevRoom)
-			}
-		default:
-			// a step of n may skip a class, never go back
-			if idx < prevIdx {
-				t.Fatalf("bigItemClass(%d) = %d after %d", n, idx, prevIdx)
-			}
+		if room < prevRoom {
+			t.Fatalf("bigItemClass(%d): room %d, less than %d for a smaller size", n, room, prevRoom)
 		}
-		prevIdx, prevRoom = idx, room
+		if r, seen := rooms[idx]; seen && r != room {
+			t.Fatalf("class %d: room %d and %d", idx, r, room)
+		}
+		rooms[idx] = room
+		total, got := itemSize+n, itemSize+room
+		if total > pagedMin && total <= pagedMax {
+			if got != (total+pageSize-1)/pageSize*pageSize {
+				t.Fatalf("bigItemClass(%d): %d bytes, not %d rounded up to pages", n, got, total)
+			}
+		} else if got*32 > total*33+32*64 {
+			t.Fatalf("bigItemClass(%d): %d bytes for %d", n, got, total)
+		}
+		prevRoom = room
 	}
 	if _, _, ok := bigItemClass(1<<30 + 1); ok {
 		t.Error("a value over 1 GiB got a class")
