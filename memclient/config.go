@@ -154,8 +154,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// MaxConnsPerServer bounds the connections to one server. Concurrent
 	// requests are pipelined over the first one; another is opened only
-	// while those before it carry more than about 64 KB of requests (large
-	// values, very deep pipelines). 0 means DefaultMaxConnsPerServer.
+	// while those before it carry more than about 64 KB of requests and
+	// expected replies (large values stored or read, a Get counted at the
+	// size of the values its server has been returning; very deep
+	// pipelines). 0 means DefaultMaxConnsPerServer.
 	MaxConnsPerServer int
 	// MaxItemSize is the largest value accepted; larger ones fail with
 	// ErrValueTooLarge before anything is written, and larger ones read
