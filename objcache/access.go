@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -127,11 +126,9 @@ func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
 	case err != nil:
 		return zero, err
 	}
-	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
-	var seq uint64
+	var lr localRead // with a local tier: k's stripe and its writes, before the read
 	if l := c.sh.local; l != nil {
-		stripe = l.stripe(k)
-		seq = stripe.Load()
+		lr = l.begin(k)
 	}
 	it, vs, err := c.readOne(ctx, k)
 	if err != nil {
@@ -144,9 +141,9 @@ func Get[T any](ctx context.Context, c *Cache, key string) (T, error) {
 		return zero, ErrCacheMiss
 	}
 	c.count(ctx, EventHit, 1)
-	if stripe != nil && len(s.tags) == 0 && s.retryAt == 0 {
+	if lr.slot != 0 && len(s.tags) == 0 && s.retryAt == 0 {
 		if ttl, ok := localTTL(&s, 0, now); ok {
-			c.sh.local.offer(k, stripe, seq, s.payload, s.flags, ttl)
+			c.sh.local.offer(k, lr, s.payload, s.flags, ttl)
 		}
 	}
 	return v, nil

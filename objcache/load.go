@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"time"
 
 	"github.com/memkit/memkit/memclient"
@@ -128,11 +127,9 @@ func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (
 		c.count(ctx, EventHit, 1)
 		return v, firstLook{}, true
 	}
-	var stripe *atomic.Uint64 // with a local tier: k's writes, before the read
-	var seq uint64
+	var lr localRead // with a local tier: k's stripe and its writes, before the read
 	if l := c.sh.local; l != nil {
-		stripe = l.stripe(k)
-		seq = stripe.Load()
+		lr = l.begin(k)
 	}
 	fl.st = c.co.lookupOne(ctx, k, ttl)
 	st := &fl.st
@@ -170,9 +167,9 @@ func hitOne[T any](ctx context.Context, c *Cache, k string, ttl time.Duration) (
 		c.count(ctx, EventHit, 1)
 		c.sh.flight.end(k, fl.run, out, nil)
 	}
-	if stripe != nil {
+	if lr.slot != 0 {
 		if ttl, ok := localTTL(&s, st.ttl, now); ok {
-			c.sh.local.offer(k, stripe, seq, s.payload, s.flags, ttl)
+			c.sh.local.offer(k, lr, s.payload, s.flags, ttl)
 		}
 	}
 	return v, firstLook{}, true

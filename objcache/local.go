@@ -123,10 +123,20 @@ func (l *localState) stripeIndex(k string) uint64 {
 	return maphash.String(l.seed, k) & (localStripes - 1)
 }
 
-// stamp is the stamp of a value of full key k read when its stripe was
-// at seq.
-func (l *localState) stamp(k string, seq uint64) uint32 {
-	return uint32((l.stripeIndex(k)+1)<<stampBits | seq&stampSeq)
+// localRead is a read's note of its key's stripe (its index plus one; 0
+// when there is no local tier) and of the stripe's number, taken before
+// the round trip.
+type localRead struct{ slot, seq uint64 }
+
+// begin notes full key k's stripe before a read of k from memcached.
+func (l *localState) begin(k string) localRead {
+	i := l.stripeIndex(k)
+	return localRead{slot: i + 1, seq: l.stripes[i].Load()}
+}
+
+// stamp is the stamp of a value read under r.
+func (r localRead) stamp() uint32 {
+	return uint32(r.slot<<stampBits | r.seq&stampSeq)
 }
 
 // fresh reports whether a value of the given stamp was read after the
@@ -155,14 +165,15 @@ func (l *localState) get(a, b, c, d string) (v LocalValue, ok bool) {
 	return v, ok && l.fresh(v.stamp)
 }
 
-// offer hands the local tier a value of full key k read when k's stripe
-// was at seq, unless a write came since (see localState).
-func (l *localState) offer(k string, stripe *atomic.Uint64, seq uint64, data []byte, flags uint32, ttl time.Duration) {
-	if stripe.Load() != seq {
+// offer hands the local tier a value of full key k read under r, unless
+// a write came since (see localState).
+func (l *localState) offer(k string, r localRead, data []byte, flags uint32, ttl time.Duration) {
+	stripe := &l.stripes[r.slot-1]
+	if stripe.Load() != r.seq {
 		return
 	}
-	l.lc.Set(k, LocalValue{Data: data, Flags: flags, stamp: l.stamp(k, seq)}, ttl)
-	if stripe.Load() != seq {
+	l.lc.Set(k, LocalValue{Data: data, Flags: flags, stamp: r.stamp()}, ttl)
+	if stripe.Load() != r.seq {
 		l.lc.Delete(k)
 	}
 }

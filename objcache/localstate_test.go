@@ -40,9 +40,9 @@ func TestLocalValueReadBeforeWriteNotServed(t *testing.T) {
 	lc := &mapLocal{m: map[string]LocalValue{}}
 	l := newLocalState(lc)
 	const k = "app:n"
-	seq := l.stripe(k).Load()                                             // the reader notes the stripe, reads memcached: "old"
-	l.drop(k)                                                             // a write: memcached has "new"; stripe bumped, key deleted
-	lc.Set(k, LocalValue{Data: []byte("old"), stamp: l.stamp(k, seq)}, 0) // the reader's Set lands late
+	r := l.begin(k)                                                 // the reader notes the stripe, reads memcached: "old"
+	l.drop(k)                                                       // a write: memcached has "new"; stripe bumped, key deleted
+	lc.Set(k, LocalValue{Data: []byte("old"), stamp: r.stamp()}, 0) // the reader's Set lands late
 	if v, ok := l.get("", k, "", ""); ok {
 		t.Fatalf("served %q, read before a write that has returned", v.Data)
 	}
@@ -51,8 +51,7 @@ func TestLocalValueReadBeforeWriteNotServed(t *testing.T) {
 	}
 
 	// A value read after the write is served.
-	seq = l.stripe(k).Load()
-	l.offer(k, l.stripe(k), seq, []byte("new"), 0, 0)
+	l.offer(k, l.begin(k), []byte("new"), 0, 0)
 	if v, ok := l.get("app:", "n", "", ""); !ok || string(v.Data) != "new" {
 		t.Fatalf("got %q %v, want the value read after the write", v.Data, ok)
 	}
@@ -70,7 +69,7 @@ func TestLocalStampsWrap(t *testing.T) {
 	const k = "key"
 	st := l.stripe(k)
 	st.Store(stampSeq) // the last number before the low bits wrap
-	s := l.stamp(k, st.Load())
+	s := l.begin(k).stamp()
 	if !l.fresh(s) {
 		t.Fatal("a value read at the stripe's present number is not fresh")
 	}
@@ -78,7 +77,7 @@ func TestLocalStampsWrap(t *testing.T) {
 	if l.fresh(s) {
 		t.Fatal("a value read before a write is fresh after the counter's low bits wrapped")
 	}
-	if !l.fresh(l.stamp(k, st.Load())) {
+	if !l.fresh(l.begin(k).stamp()) {
 		t.Fatal("a value read after the wrap is not fresh")
 	}
 }
