@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -46,39 +45,20 @@ func runGutter(ctx context.Context, w io.Writer, cfg loadConfig) (gutterReport, 
 		cfg.Keys, cfg.Zipf, cfg.Rate, cfg.Workers)
 	fmt.Fprintf(w, "  (get; on a miss load from a fake database and set; on an error load from the database);\n")
 	fmt.Fprintf(w, "  one server %s after %v, then %v watched; GutterTTL %v\n", killed(cfg), cfg.Before, cfg.After, cfg.GutterTTL)
-	ps, err := startProcs(3)
+	const victim = 0
+	p, err := startPlaced(ctx, 3, victim, cfg.Keys)
 	if err != nil {
 		return gutterReport{}, err
 	}
-	defer ps.close()
-	keys := keyNames(cfg.Keys)
-	where, err := placement(ctx, ps.servers(), keys)
-	if err != nil {
-		return gutterReport{}, err
-	}
-	victim := 0
-	onVictim := make([]bool, len(keys))
-	n := 0
-	for i, si := range where {
-		if si == victim {
-			onVictim[i] = true
-			n++
-		}
-	}
-	share := 100 * float64(n) / float64(len(keys))
+	defer p.ps.close()
+	share := p.percent()
 
 	var rep gutterReport
-	for i, withGutter := range []bool{false, true} {
-		if i > 0 {
-			if err := ps.restart(); err != nil {
-				return gutterReport{}, err
-			}
-		}
-		fmt.Fprintf(w, "run %d of 2: %s ...", i+1, map[bool]string{false: "without a gutter", true: "with a gutter"}[withGutter])
-		r, err := gutterOnce(ctx, cfg, ps, victim, keys, onVictim, withGutter)
+	err = twoRuns(w, p.ps, [2]string{"without a gutter", "with a gutter"}, func(i int) error {
+		withGutter := i == 1
+		r, err := gutterOnce(ctx, cfg, p, victim, withGutter)
 		if err != nil {
-			fmt.Fprintln(w)
-			return gutterReport{}, err
+			return err
 		}
 		r.VictimShare = share
 		fmt.Fprintf(w, " %s %s (%.1f%% of the keys) in %v\n", killed(cfg), r.Victim, share, r.KillTook.Round(time.Millisecond))
@@ -87,6 +67,10 @@ func runGutter(ctx context.Context, w io.Writer, cfg loadConfig) (gutterReport, 
 		} else {
 			rep.Without = r
 		}
+		return nil
+	})
+	if err != nil {
+		return gutterReport{}, err
 	}
 	rep.ErrorsFewer = percentFewer(rep.Without.Errors, rep.With.Errors)
 	rep.LoadsFewer = percentFewer(rep.Without.Loads, rep.With.Loads)
@@ -94,9 +78,10 @@ func runGutter(ctx context.Context, w io.Writer, cfg loadConfig) (gutterReport, 
 	return rep, nil
 }
 
-// gutterOnce runs the load on fresh servers ps, with or without a gutter
-// server, and kills ps[victim] after cfg.Before.
-func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys []string, onVictim []bool, withGutter bool) (gutterRun, error) {
+// gutterOnce runs the load on fresh servers p.ps, with or without a
+// gutter server, and kills p.ps[victim] after cfg.Before.
+func gutterOnce(ctx context.Context, cfg loadConfig, p *placed, victim int, withGutter bool) (gutterRun, error) {
+	ps := p.ps
 	mc := memclient.Config{Servers: ps.servers(), GutterTTL: cfg.GutterTTL}
 	var gutter procs
 	if withGutter {
@@ -107,55 +92,31 @@ func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys 
 		defer gutter.close()
 		mc.Gutter = gutter.servers()
 	}
-	cl, err := memclient.NewFromConfig(mc)
+	cl, err := preloaded(ctx, mc, p.keys)
 	if err != nil {
 		return gutterRun{}, err
 	}
 	defer cl.Close()
-	if err := preload(ctx, cl, keys); err != nil {
-		return gutterRun{}, err
-	}
 
 	var killedAt atomic.Int64 // Unix nanos when the victim was killed
 	var killTook time.Duration
 	var oldest, tooOld atomic.Int64
-	request := func(s *series, k int) {
-		issued := time.Now()
-		sec := s.at(issued)
-		if sec == nil {
-			return
-		}
-		sec.Requests.Add(1)
-		key := keys[k]
-		it, err := cl.Get(ctx, key)
-		switch {
-		case err == nil:
-			if k0 := killedAt.Load(); onVictim[k] && k0 != 0 && issued.UnixNano() > k0 {
-				// The victim is dead (or frozen): the gutter answered.
-				sec.GutterHits.Add(1)
-				if at, ok := loadedAt(it.Value); ok {
-					age := issued.Sub(at)
-					for {
-						o := oldest.Load()
-						if int64(age) <= o || oldest.CompareAndSwap(o, int64(age)) {
-							break
-						}
-					}
-					if age > cfg.GutterTTL {
-						tooOld.Add(1)
+	hit := func(sec *second, issued time.Time, k int, it *memclient.Item) {
+		if k0 := killedAt.Load(); p.on[k] && k0 != 0 && issued.UnixNano() > k0 {
+			// The victim is dead (or frozen): the gutter answered.
+			sec.GutterHits.Add(1)
+			if at, ok := loadedAt(it.Value); ok {
+				age := issued.Sub(at)
+				for {
+					o := oldest.Load()
+					if int64(age) <= o || oldest.CompareAndSwap(o, int64(age)) {
+						break
 					}
 				}
+				if age > cfg.GutterTTL {
+					tooOld.Add(1)
+				}
 			}
-		case errors.Is(err, memclient.ErrCacheMiss):
-			sec.Loads.Add(1)
-			v := loadedValue(time.Now())
-			if err := cl.Set(ctx, &memclient.Item{Key: key, Value: v, TTL: valueTTL}); err != nil {
-				sec.Errors.Add(1)
-			}
-		default:
-			// The cache failed the caller, who goes to the database.
-			sec.Errors.Add(1)
-			sec.Loads.Add(1)
 		}
 	}
 	kill := func() time.Time {
@@ -169,7 +130,7 @@ func gutterOnce(ctx context.Context, cfg loadConfig, ps procs, victim int, keys 
 		killTook = time.Since(at)
 		return at
 	}
-	s := drive(ctx, cfg, kill, request)
+	s := drive(ctx, cfg, kill, cacheAside(ctx, cl, p.keys, hit, nil))
 	if err := ctx.Err(); err != nil {
 		return gutterRun{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -264,8 +265,13 @@ func placement(ctx context.Context, servers []memclient.Server, keys []string) (
 	return out, nil
 }
 
-// preload stores every key, as loaded now, through cl.
-func preload(ctx context.Context, cl *memclient.Client, keys []string) error {
+// preloaded returns a client of mc with every key stored through it, as
+// loaded now.
+func preloaded(ctx context.Context, mc memclient.Config, keys []string) (*memclient.Client, error) {
+	cl, err := memclient.NewFromConfig(mc)
+	if err != nil {
+		return nil, err
+	}
 	v := loadedValue(time.Now())
 	for i := 0; i < len(keys); i += chunk {
 		batch := keys[i:min(i+chunk, len(keys))]
@@ -274,11 +280,107 @@ func preload(ctx context.Context, cl *memclient.Client, keys []string) error {
 			items[j] = &memclient.Item{Key: k, Value: v, TTL: valueTTL}
 		}
 		if err := cl.SetMulti(ctx, items); err != nil {
-			return fmt.Errorf("preloading keys: %w", err)
+			cl.Close()
+			return nil, fmt.Errorf("preloading keys: %w", err)
+		}
+	}
+	return cl, nil
+}
+
+// cacheAside returns the request of a load: a get of keys[k] through cl;
+// on a miss, a load from the fake database and a set; on an error, a
+// load (the cache failed the caller, who goes to the database); all of
+// it counted in the second the request was issued. For what a mode
+// counts on its own, hit (if not nil) is called on each hit, and miss
+// (if not nil) on each miss, before the load.
+func cacheAside(ctx context.Context, cl *memclient.Client, keys []string,
+	hit func(sec *second, issued time.Time, k int, it *memclient.Item),
+	miss func(sec *second, issued time.Time, k int)) func(s *series, k int) {
+	return func(s *series, k int) {
+		issued := time.Now()
+		sec := s.at(issued)
+		if sec == nil {
+			return
+		}
+		sec.Requests.Add(1)
+		key := keys[k]
+		it, err := cl.Get(ctx, key)
+		switch {
+		case err == nil:
+			if hit != nil {
+				hit(sec, issued, k, it)
+			}
+		case errors.Is(err, memclient.ErrCacheMiss):
+			if miss != nil {
+				miss(sec, issued, k)
+			}
+			sec.Loads.Add(1)
+			v := loadedValue(time.Now())
+			if err := cl.Set(ctx, &memclient.Item{Key: key, Value: v, TTL: valueTTL}); err != nil {
+				sec.Errors.Add(1)
+			}
+		default:
+			// The cache failed the caller, who goes to the database.
+			sec.Errors.Add(1)
+			sec.Loads.Add(1)
+		}
+	}
+}
+
+// twoRuns prints "run i of 2: name ..." and calls run(i), for the runs 0
+// and 1 of a mode, restarting ps between them (fresh servers, the same
+// ring); run prints the end of its line.
+func twoRuns(w io.Writer, ps procs, names [2]string, run func(i int) error) error {
+	for i, name := range names {
+		if i > 0 {
+			if err := ps.restart(); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "run %d of 2: %s ...", i+1, name)
+		if err := run(i); err != nil {
+			fmt.Fprintln(w)
+			return err
 		}
 	}
 	return nil
 }
+
+// placed is a load's servers, its keys, and which of them the ring of all
+// the servers puts on one of the servers.
+type placed struct {
+	ps   procs
+	keys []string
+	on   []bool // on[i]: the ring puts keys[i] on that server
+	n    int    // how many keys it puts there
+}
+
+// startPlaced starts n servers and finds out, on the servers themselves,
+// which of the run's keys (keyNames(keys)) the ring of all n puts on the
+// server target. The caller closes p.ps.
+func startPlaced(ctx context.Context, n, target, keys int) (*placed, error) {
+	ps, err := startProcs(n)
+	if err != nil {
+		return nil, err
+	}
+	p := &placed{ps: ps, keys: keyNames(keys)}
+	where, err := placement(ctx, ps.servers(), p.keys)
+	if err != nil {
+		ps.close()
+		return nil, err
+	}
+	p.on = make([]bool, len(p.keys))
+	for i, si := range where {
+		if si == target {
+			p.on[i] = true
+			p.n++
+		}
+	}
+	return p, nil
+}
+
+// percent is the share of the keys on that server, in percent.
+func (p *placed) percent() float64 { return 100 * float64(p.n) / float64(len(p.keys)) }
 
 // procs is a set of temporary memcached servers.
 type procs []*memcachetest.Server

@@ -149,16 +149,41 @@ func shortLoad() loadConfig {
 		Zipf: 1.01, Seed: 1, GutterTTL: time.Second, WarmUp: 3 * time.Second}
 }
 
+// runMode runs a mode (runGutter or runWarmUp) with cfg, requires it to
+// succeed, and returns its report and its output (logged).
+func runMode[R any](t *testing.T, run func(context.Context, io.Writer, loadConfig) (R, error), cfg loadConfig) (R, string) {
+	t.Helper()
+	var out bytes.Buffer
+	rep, err := run(context.Background(), &out, cfg)
+	require.NoError(t, err)
+	s := out.String()
+	t.Log("\n" + s)
+	return rep, s
+}
+
+// assertContainsAll asserts that s contains each of want.
+func assertContainsAll(t *testing.T, s string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		assert.Contains(t, s, w)
+	}
+}
+
+// assertOneRowPerSecond asserts that the table of a shortLoad run has one
+// row per second, one before the event and three after, and the total.
+func assertOneRowPerSecond(t *testing.T, s string) {
+	t.Helper()
+	for _, row := range []string{"\n     -1 |", "\n      0 |", "\n      1 |", "\n      2 |", "\n  after |"} {
+		assert.Equal(t, 1, strings.Count(s, row), "row %q", row)
+	}
+}
+
 func TestGutterMode(t *testing.T) {
 	leakcheck.Check(t)
 	memcachetest.Binary(t)
 	cfg := shortLoad()
-	var out bytes.Buffer
-	rep, err := runGutter(context.Background(), &out, cfg)
-	require.NoError(t, err)
-	s := out.String()
-	t.Log("\n" + s)
-	for _, want := range []string{
+	rep, s := runMode(t, runGutter, cfg)
+	assertContainsAll(t, s,
 		"run 1 of 2: without a gutter ... killed ",
 		"run 2 of 2: with a gutter ... killed ",
 		"without a gutter",
@@ -168,13 +193,9 @@ func TestGutterMode(t *testing.T) {
 		"errors returned to callers in the 3s after the kill: ",
 		"database loads in the 3s after the kill: ",
 		"values served from the gutter: ",
-	} {
-		assert.Contains(t, s, want)
-	}
+	)
 	// One row per second: one before the kill, three after, and the total.
-	for _, row := range []string{"\n     -1 |", "\n      0 |", "\n      1 |", "\n      2 |", "\n  after |"} {
-		assert.Equal(t, 1, strings.Count(s, row), "row %q", row)
-	}
+	assertOneRowPerSecond(t, s)
 	assert.Equal(t, rep.Without.Victim, rep.With.Victim, "the same server killed on the same ring")
 
 	a, b := rep.Without, rep.With
@@ -204,19 +225,13 @@ func TestGutterModeFreeze(t *testing.T) {
 	cfg := shortLoad()
 	cfg.Freeze = true
 	cfg.After = 2 * time.Second
-	var out bytes.Buffer
-	rep, err := runGutter(context.Background(), &out, cfg)
-	require.NoError(t, err)
-	s := out.String()
-	t.Log("\n" + s)
-	for _, want := range []string{
+	rep, s := runMode(t, runGutter, cfg)
+	assertContainsAll(t, s,
 		"one server frozen after 500ms",
 		"run 1 of 2: without a gutter ... frozen ",
 		"<- a server frozen",
 		"errors returned to callers in the 2s after the freeze: ",
-	} {
-		assert.Contains(t, s, want)
-	}
+	)
 	assert.Positive(t, rep.Without.Errors, "a frozen server fails its callers")
 	assert.Less(t, rep.With.Oldest, cfg.GutterTTL+500*time.Millisecond)
 }
@@ -225,12 +240,8 @@ func TestWarmUpMode(t *testing.T) {
 	leakcheck.Check(t)
 	memcachetest.Binary(t)
 	cfg := shortLoad()
-	var out bytes.Buffer
-	rep, err := runWarmUp(context.Background(), &out, cfg)
-	require.NoError(t, err)
-	s := out.String()
-	t.Log("\n" + s)
-	for _, want := range []string{
+	rep, s := runMode(t, runWarmUp, cfg)
+	assertContainsAll(t, s,
 		" keys (",
 		"move to the new server",
 		"run 1 of 2: without warm-up ... done",
@@ -240,12 +251,8 @@ func TestWarmUpMode(t *testing.T) {
 		"<- a 4th server added",
 		"misses on moved keys in the 3s after the addition: ",
 		"the new server holds at the end: ",
-	} {
-		assert.Contains(t, s, want)
-	}
-	for _, row := range []string{"\n     -1 |", "\n      0 |", "\n      1 |", "\n      2 |", "\n  after |"} {
-		assert.Equal(t, 1, strings.Count(s, row), "row %q", row)
-	}
+	)
+	assertOneRowPerSecond(t, s)
 	assert.InDelta(t, cfg.Keys/4, rep.Moved, float64(cfg.Keys)/10, "about a quarter of the keys move")
 
 	a, b := rep.Without, rep.With

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -38,39 +37,27 @@ func runWarmUp(ctx context.Context, w io.Writer, cfg loadConfig) (warmReport, er
 		cfg.Keys, cfg.Zipf, cfg.Rate, cfg.Workers)
 	fmt.Fprintf(w, "  cache-aside (a miss loads from a fake database and sets); a 4th server added (SetServers) after %v, then %v watched\n",
 		cfg.Before, cfg.After)
-	ps, err := startProcs(4)
+	p, err := startPlaced(ctx, 4, 3, cfg.Keys)
 	if err != nil {
 		return warmReport{}, err
 	}
-	defer ps.close()
-	keys := keyNames(cfg.Keys)
-	where, err := placement(ctx, ps.servers(), keys)
-	if err != nil {
-		return warmReport{}, err
-	}
-	moved := make([]bool, len(keys))
-	var rep warmReport
-	for i, si := range where {
-		if si == 3 {
-			moved[i] = true
-			rep.Moved++
-		}
-	}
+	defer p.ps.close()
+	rep := warmReport{Moved: p.n}
 	fmt.Fprintf(w, "  %d keys (%.1f%%) move to the new server: those the four-server ring puts there\n",
-		rep.Moved, 100*float64(rep.Moved)/float64(len(keys)))
-	for i, warm := range []time.Duration{0, cfg.WarmUp} {
-		if err := ps.restart(); err != nil { // fresh servers, the same ring
-			return warmReport{}, err
-		}
-		name := "without warm-up"
-		if warm > 0 {
-			name = fmt.Sprintf("with WarmUp %v", warm)
-		}
-		fmt.Fprintf(w, "run %d of 2: %s ...", i+1, name)
-		r, err := warmOnce(ctx, cfg, ps, keys, moved, warm)
+		rep.Moved, p.percent())
+	warms := [2]time.Duration{0, cfg.WarmUp}
+	names := [2]string{"without warm-up", "without warm-up"}
+	if cfg.WarmUp > 0 {
+		names[1] = fmt.Sprintf("with WarmUp %v", cfg.WarmUp)
+	}
+	if err := p.ps.restart(); err != nil { // fresh servers, the same ring
+		return warmReport{}, err
+	}
+	err = twoRuns(w, p.ps, names, func(i int) error {
+		warm := warms[i]
+		r, err := warmOnce(ctx, cfg, p, warm)
 		if err != nil {
-			fmt.Fprintln(w)
-			return warmReport{}, err
+			return err
 		}
 		fmt.Fprintln(w, " done")
 		if warm > 0 {
@@ -78,51 +65,33 @@ func runWarmUp(ctx context.Context, w io.Writer, cfg loadConfig) (warmReport, er
 		} else {
 			rep.Without = r
 		}
+		return nil
+	})
+	if err != nil {
+		return warmReport{}, err
 	}
 	rep.MissesFewer = percentFewer(rep.Without.MovedMisses, rep.With.MovedMisses)
 	printWarmUp(w, cfg, rep)
 	return rep, nil
 }
 
-// warmOnce preloads keys into ps[:3], runs the load, and adds ps[3]
-// after cfg.Before.
-func warmOnce(ctx context.Context, cfg loadConfig, ps procs, keys []string, moved []bool, warm time.Duration) (warmRun, error) {
+// warmOnce preloads the keys into p.ps[:3], runs the load, and adds
+// p.ps[3] after cfg.Before.
+func warmOnce(ctx context.Context, cfg loadConfig, p *placed, warm time.Duration) (warmRun, error) {
+	ps := p.ps
 	all := ps.servers()
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: all[:3], WarmUp: warm})
+	cl, err := preloaded(ctx, memclient.Config{Servers: all[:3], WarmUp: warm}, p.keys)
 	if err != nil {
 		return warmRun{}, err
 	}
 	defer cl.Close()
-	if err := preload(ctx, cl, keys); err != nil {
-		return warmRun{}, err
-	}
 	var added atomic.Int64 // Unix nanos of the addition
 	var addErr error
-	request := func(s *series, k int) {
-		issued := time.Now()
-		sec := s.at(issued)
-		if sec == nil {
-			return
-		}
-		sec.Requests.Add(1)
-		key := keys[k]
-		_, err := cl.Get(ctx, key)
-		switch {
-		case err == nil:
-		case errors.Is(err, memclient.ErrCacheMiss):
-			if a := added.Load(); moved[k] && a != 0 && issued.UnixNano() >= a {
-				sec.MovedMisses.Add(1)
-			} else {
-				sec.OtherMisses.Add(1)
-			}
-			sec.Loads.Add(1)
-			v := loadedValue(time.Now())
-			if err := cl.Set(ctx, &memclient.Item{Key: key, Value: v, TTL: valueTTL}); err != nil {
-				sec.Errors.Add(1)
-			}
-		default:
-			sec.Errors.Add(1)
-			sec.Loads.Add(1)
+	miss := func(sec *second, issued time.Time, k int) {
+		if a := added.Load(); p.on[k] && a != 0 && issued.UnixNano() >= a {
+			sec.MovedMisses.Add(1)
+		} else {
+			sec.OtherMisses.Add(1)
 		}
 	}
 	add := func() time.Time {
@@ -131,7 +100,7 @@ func warmOnce(ctx context.Context, cfg loadConfig, ps procs, keys []string, move
 		added.Store(at.UnixNano())
 		return at
 	}
-	s := drive(ctx, cfg, add, request)
+	s := drive(ctx, cfg, add, cacheAside(ctx, cl, p.keys, nil, miss))
 	if err := ctx.Err(); err != nil {
 		return warmRun{}, err
 	}

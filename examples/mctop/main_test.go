@@ -39,12 +39,19 @@ func cluster(t *testing.T, n int) ([]*memcachetest.Server, []memclient.Server) {
 	return srvs, servers
 }
 
+// client returns a client of servers, closed when the test ends.
+func client(t *testing.T, servers []memclient.Server) *memclient.Client {
+	t.Helper()
+	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 func TestFrame(t *testing.T) {
 	leakcheck.Check(t)
 	_, servers := cluster(t, 3)
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl := client(t, servers)
 	ctx := context.Background()
 
 	prev := collect(ctx, cl)
@@ -55,7 +62,7 @@ func TestFrame(t *testing.T) {
 		_, err := cl.Get(ctx, k)
 		require.NoError(t, err)
 	}
-	_, err = cl.Get(ctx, "missing")
+	_, err := cl.Get(ctx, "missing")
 	require.ErrorIs(t, err, memclient.ErrCacheMiss)
 	cur := collect(ctx, cl)
 	require.NoError(t, cur.err)
@@ -80,9 +87,7 @@ func TestFrame(t *testing.T) {
 func TestFrameFitsWidth(t *testing.T) {
 	leakcheck.Check(t)
 	_, servers := cluster(t, 2)
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl := client(t, servers)
 	ctx := context.Background()
 	prev := collect(ctx, cl)
 	cur := collect(ctx, cl)
@@ -120,9 +125,7 @@ func TestFrameFitsWidth(t *testing.T) {
 func TestFrameServerDown(t *testing.T) {
 	leakcheck.Check(t)
 	srvs, servers := cluster(t, 2)
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl := client(t, servers)
 	ctx := context.Background()
 	prev := collect(ctx, cl)
 	srvs[1].Kill()
@@ -209,9 +212,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func TestInspectKey(t *testing.T) {
 	leakcheck.Check(t)
 	_, servers := cluster(t, 3)
-	cl, err := memclient.NewFromConfig(memclient.Config{Servers: servers})
-	require.NoError(t, err)
-	defer cl.Close()
+	cl := client(t, servers)
 	ctx := context.Background()
 	require.NoError(t, cl.Set(ctx, &memclient.Item{Key: "user:42", Value: []byte("hello"), Flags: 7, TTL: 100 * time.Second}))
 	require.NoError(t, cl.Set(ctx, &memclient.Item{Key: "forever", Value: bytes.Repeat([]byte("x"), 3000)}))
