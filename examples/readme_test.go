@@ -6,7 +6,6 @@ package examples_test
 // in one of the examples below.
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -19,12 +18,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/internal/readmecheck"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/middleware"
 	"github.com/memkit/memkit/objcache"
@@ -286,73 +285,8 @@ print(json.dumps(got))
 }
 
 // TestReadmeInSync checks that every Go block of the README is copied from
-// this file, so that the README's code compiles and runs.
+// this file, so that the README's code compiles and runs. There are at
+// least 4: the tour and TLS.
 func TestReadmeInSync(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.ReadFile("readme_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := normalize(string(self))
-	blocks := goBlocks(string(readme))
-	if len(blocks) < 4 {
-		t.Fatalf("README has %d Go blocks, want at least 4 (tour and TLS)", len(blocks))
-	}
-	for i, b := range blocks {
-		lines := normalize(b)
-		if !contains(src, lines) {
-			t.Errorf("README Go block %d is not in readme_test.go (copy it from there):\n%s", i+1, b)
-		}
-	}
-}
-
-// goBlocks returns the bodies of the ```go fenced blocks of a markdown text.
-func goBlocks(md string) []string {
-	var out []string
-	var cur *strings.Builder
-	sc := bufio.NewScanner(strings.NewReader(md))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case cur == nil && strings.TrimSpace(line) == "```go":
-			cur = &strings.Builder{}
-		case cur != nil && strings.TrimSpace(line) == "```":
-			out = append(out, cur.String())
-			cur = nil
-		case cur != nil:
-			cur.WriteString(line + "\n")
-		}
-	}
-	return out
-}
-
-// normalize returns the non-empty lines of s, trimmed.
-func normalize(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// contains reports whether sub appears in lines as a contiguous run.
-func contains(lines, sub []string) bool {
-	for i := 0; i+len(sub) <= len(lines); i++ {
-		match := true
-		for j := range sub {
-			if lines[i+j] != sub[j] {
-				match = false
-				break
-			}
-		}
-		if match {
-			return true
-		}
-	}
-	return false
+	readmecheck.Check(t, "../README.md", "readme_test.go", "```go", 4)
 }

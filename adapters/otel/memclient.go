@@ -124,9 +124,7 @@ func (o *Observer) span(ctx context.Context, e *opEntry, op memclient.Op) contex
 // ObserveServer records a server marked down or up; part of
 // memclient.Observer.
 func (o *Observer) ObserveServer(ctx context.Context, ev memclient.ServerEvent) {
-	o.upMu.Lock()
-	o.up[ev.Server] = ev.Up
-	o.upMu.Unlock()
+	o.servers.Observe(ev.Server, ev.Up)
 	if !ev.Up {
 		o.markedDown.Add(ctx, 1, metric.WithAttributes(attribute.String("server", ev.Server)))
 	}

@@ -106,6 +106,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/memkit/memkit/internal/serverstate"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/objcache"
 	"github.com/memkit/memkit/session"
@@ -183,9 +184,7 @@ type Observer struct {
 	sessionFailures metric.Int64Counter
 	sessionAttrs    [2]sessionAttrs // load, save
 
-	upMu    sync.Mutex                     // protects up and clients
-	up      map[string]bool                // by server, from ServerEvents
-	clients map[*memclient.Client]struct{} // watched: read at each collection
+	servers serverstate.Tracker // ServerEvents and watched clients: server.up
 }
 
 // Compile-time checks: an Observer is every memkit Observer.
@@ -227,8 +226,6 @@ func NewFromConfig(cfg Config) (*Observer, error) {
 	o := &Observer{
 		tracer:        cfg.TracerProvider.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL)),
 		requireParent: cfg.RequireParent,
-		up:            make(map[string]bool),
-		clients:       make(map[*memclient.Client]struct{}),
 	}
 	o.entries.Store(&map[opKey]*opEntry{})
 	m := cfg.MeterProvider.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL))
@@ -257,7 +254,7 @@ func NewFromConfig(cfg Config) (*Observer, error) {
 	errs = append(errs, err)
 	if err == nil {
 		o.upReg, err = m.RegisterCallback(func(_ context.Context, obs metric.Observer) error {
-			for server, isUp := range o.serverStates() {
+			for server, isUp := range o.servers.States() {
 				v := int64(0)
 				if isUp {
 					v = 1
@@ -343,10 +340,7 @@ func checkBuckets(field string, b []float64) error {
 // gauge's callback) and forgets the watched clients. Reports made after
 // Close are still counted and traced. It returns the meter's error.
 func (o *Observer) Close() error {
-	o.upMu.Lock()
-	clear(o.clients)
-	clear(o.up)
-	o.upMu.Unlock()
+	o.servers.Reset()
 	return o.upReg.Unregister()
 }
 
@@ -364,44 +358,11 @@ func (o *Observer) WatchClient(mc *memclient.Client) {
 	if mc == nil {
 		panic(errNilClient)
 	}
-	o.upMu.Lock()
-	defer o.upMu.Unlock()
-	o.clients[mc] = struct{}{}
+	o.servers.Watch(mc)
 }
 
 // UnwatchClient stops reading mc.ServerStatus at each collection. Its
 // servers keep the state their last ServerEvent gave them, if any.
 func (o *Observer) UnwatchClient(mc *memclient.Client) {
-	o.upMu.Lock()
-	defer o.upMu.Unlock()
-	delete(o.clients, mc)
-}
-
-// serverStates merges the ServerEvents seen with the watched clients'
-// ServerStatus, which wins.
-func (o *Observer) serverStates() map[string]bool {
-	o.upMu.Lock()
-	states := make(map[string]bool, len(o.up))
-	for s, up := range o.up {
-		states[s] = up
-	}
-	clients := make([]*memclient.Client, 0, len(o.clients))
-	for mc := range o.clients {
-		clients = append(clients, mc)
-	}
-	o.upMu.Unlock()
-
-	watched := make(map[string]bool)
-	for _, mc := range clients {
-		for _, st := range mc.ServerStatus() {
-			if up, seen := watched[st.Addr]; seen {
-				st.Up = st.Up && up
-			}
-			watched[st.Addr] = st.Up
-		}
-	}
-	for s, up := range watched {
-		states[s] = up
-	}
-	return states
+	o.servers.Unwatch(mc)
 }

@@ -30,6 +30,7 @@ import (
 	memkitotel "github.com/memkit/memkit/adapters/otel"
 	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/internal/serverwatch"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/objcache"
 	"github.com/memkit/memkit/session"
@@ -67,41 +68,6 @@ func newTelemetry(t *testing.T, cfg memkitotel.Config) *telemetry {
 	return tel
 }
 
-// serverWatch is the client's Observer in these tests: the Observer,
-// plus a channel that hears of every server event, so that a test waits
-// for a server to go down or up on it instead of polling.
-type serverWatch struct {
-	*memkitotel.Observer
-	events chan memclient.ServerEvent
-}
-
-func (w serverWatch) ObserveServer(ctx context.Context, ev memclient.ServerEvent) {
-	w.Observer.ObserveServer(ctx, ev)
-	select {
-	case w.events <- ev:
-	default: // nobody listens any more: never block the client
-	}
-}
-
-// awaitServer waits for a server event about addr with the given state,
-// running poke (traffic that makes the client notice) while it waits.
-func awaitServer(t *testing.T, events <-chan memclient.ServerEvent, addr string, up bool, poke func()) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		poke()
-		select {
-		case ev := <-events:
-			if ev.Server == addr && ev.Up == up {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no event: server %s up=%v", addr, up)
-		default:
-		}
-	}
-}
-
 // TestTracesAndMetrics drives a real client, cache and session manager
 // over two memcached servers, one of which is killed and restarted, all
 // within a request's span, and checks the spans (one per operation, the
@@ -114,7 +80,7 @@ func TestTracesAndMetrics(t *testing.T) {
 	leakcheck.Check(t)
 	srvs := memcachetest.StartN(t, 2, memcachetest.Options{})
 	tel := newTelemetry(t, memkitotel.Config{})
-	watch := serverWatch{tel.obs, make(chan memclient.ServerEvent, 100)}
+	watch := serverwatch.New(tel.obs)
 	mc, err := memclient.NewFromConfig(memclient.Config{
 		Servers:          []memclient.Server{{Addr: srvs[0].Addr}, {Addr: srvs[1].Addr}},
 		Timeout:          2 * time.Second,
@@ -216,7 +182,7 @@ func TestTracesAndMetrics(t *testing.T) {
 	dead := srvs[1].Addr
 	srvs[1].Kill()
 	tel.spans.Reset()
-	awaitServer(t, watch.events, dead, false, func() { _, _ = mc.GetMulti(ctx, many) })
+	watch.Await(t, dead, false, func() { _, _ = mc.GetMulti(ctx, many) })
 	assert.Equal(t, int64(0), tel.serverUp(t)[dead])
 	assert.Equal(t, int64(1), tel.serverUp(t)[srvs[0].Addr])
 	assert.Equal(t, int64(1), tel.sum(t, "memkit.memcached.server.marked_down", "server", dead))
@@ -235,7 +201,7 @@ func TestTracesAndMetrics(t *testing.T) {
 		}
 	}
 	require.NoError(t, srvs[1].Restart())
-	awaitServer(t, watch.events, dead, true, func() {})
+	watch.Await(t, dead, true, func() {})
 	assert.Equal(t, int64(1), tel.serverUp(t)[dead])
 
 	// The object cache, within the request: span events on the request

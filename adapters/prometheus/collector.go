@@ -67,6 +67,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/memkit/memkit/internal/serverstate"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/objcache"
 	"github.com/memkit/memkit/session"
@@ -127,9 +128,7 @@ type Collector struct {
 	sessionFailures [2]prometheus.Counter               // load, save
 	sessionVecs     []prometheus.Collector
 
-	upMu    sync.Mutex                     // protects up and clients
-	up      map[string]bool                // by server, from ServerEvents
-	clients map[*memclient.Client]struct{} // watched: read at each scrape
+	servers serverstate.Tracker // ServerEvents and watched clients: server_up
 }
 
 // Compile-time checks: a Collector is every Observer and a
@@ -204,8 +203,6 @@ func NewFromConfig(cfg Config) (*Collector, error) {
 		}, []string{"server"}),
 		upDesc: prometheus.NewDesc("memkit_memcached_server_up",
 			"Whether the client counts a memcached server as up (1) or down (0).", []string{"server"}, nil),
-		up:      make(map[string]bool),
-		clients: make(map[*memclient.Client]struct{}),
 	}
 	c.children.Store(&map[opKey]*opChildren{})
 	for _, k := range cacheKinds {
@@ -268,17 +265,13 @@ func (c *Collector) WatchClient(mc *memclient.Client) {
 	if mc == nil {
 		panic(errNilClient)
 	}
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	c.clients[mc] = struct{}{}
+	c.servers.Watch(mc)
 }
 
 // UnwatchClient stops reading mc.ServerStatus at each scrape. Its servers
 // keep the state their last ServerEvent gave them, if any.
 func (c *Collector) UnwatchClient(mc *memclient.Client) {
-	c.upMu.Lock()
-	defer c.upMu.Unlock()
-	delete(c.clients, mc)
+	c.servers.Unwatch(mc)
 }
 
 // Describe sends the descriptors of every metric the Collector exports;
@@ -297,7 +290,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.collectors() {
 		m.Collect(ch)
 	}
-	for server, up := range c.serverStates() {
+	for server, up := range c.servers.States() {
 		v := 0.0
 		if up {
 			v = 1
@@ -319,33 +312,4 @@ func (c *Collector) collectors() []prometheus.Collector {
 		out = append(out, m)
 	}
 	return append(out, c.sessionVecs...)
-}
-
-// serverStates merges the ServerEvents seen with the watched clients'
-// ServerStatus, which wins.
-func (c *Collector) serverStates() map[string]bool {
-	c.upMu.Lock()
-	states := make(map[string]bool, len(c.up))
-	for s, up := range c.up {
-		states[s] = up
-	}
-	clients := make([]*memclient.Client, 0, len(c.clients))
-	for mc := range c.clients {
-		clients = append(clients, mc)
-	}
-	c.upMu.Unlock()
-
-	watched := make(map[string]bool)
-	for _, mc := range clients {
-		for _, st := range mc.ServerStatus() {
-			if up, seen := watched[st.Addr]; seen {
-				st.Up = st.Up && up
-			}
-			watched[st.Addr] = st.Up
-		}
-	}
-	for s, up := range watched {
-		states[s] = up
-	}
-	return states
 }

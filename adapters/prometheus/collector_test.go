@@ -21,6 +21,7 @@ import (
 	memkitprom "github.com/memkit/memkit/adapters/prometheus"
 	"github.com/memkit/memkit/internal/leakcheck"
 	"github.com/memkit/memkit/internal/memcachetest"
+	"github.com/memkit/memkit/internal/serverwatch"
 	"github.com/memkit/memkit/memclient"
 	"github.com/memkit/memkit/objcache"
 	"github.com/memkit/memkit/session"
@@ -69,41 +70,6 @@ var extraNames = []string{
 
 var keys = [][]byte{[]byte("a test hash key of 32 bytes!!!!!"), nil}
 
-// serverWatch is the client's Observer in these tests: the Collector,
-// plus a channel that hears of every server event, so that a test waits
-// for a server to go down or up on it instead of polling.
-type serverWatch struct {
-	*memkitprom.Collector
-	events chan memclient.ServerEvent
-}
-
-func (w serverWatch) ObserveServer(ctx context.Context, ev memclient.ServerEvent) {
-	w.Collector.ObserveServer(ctx, ev)
-	select {
-	case w.events <- ev:
-	default: // nobody listens any more: never block the client
-	}
-}
-
-// awaitServer waits for a server event about addr with the given state,
-// running poke (traffic that makes the client notice) while it waits.
-func awaitServer(t *testing.T, events <-chan memclient.ServerEvent, addr string, up bool, poke func()) {
-	t.Helper()
-	deadline := time.After(20 * time.Second)
-	for {
-		poke()
-		select {
-		case ev := <-events:
-			if ev.Server == addr && ev.Up == up {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no event: server %s up=%v", addr, up)
-		default:
-		}
-	}
-}
-
 // TestMetrics drives a real client, cache and session manager over two
 // memcached servers, one of which is killed and restarted, and checks
 // what the registry exposes: names, labels, counts; a miss, a not-stored
@@ -118,7 +84,7 @@ func TestMetrics(t *testing.T) {
 	metrics := memkitprom.New()
 	reg := prometheus.NewPedanticRegistry()
 	require.NoError(t, reg.Register(metrics))
-	watch := serverWatch{metrics, make(chan memclient.ServerEvent, 100)}
+	watch := serverwatch.New(metrics)
 	mc, err := memclient.NewFromConfig(memclient.Config{
 		Servers:          []memclient.Server{{Addr: srvs[0].Addr}, {Addr: srvs[1].Addr}},
 		Timeout:          2 * time.Second,
@@ -177,7 +143,7 @@ func TestMetrics(t *testing.T) {
 	// and comes back up once restarted.
 	dead := srvs[1].Addr
 	srvs[1].Kill()
-	awaitServer(t, watch.events, dead, false, func() { _, _ = mc.GetMulti(ctx, many) })
+	watch.Await(t, dead, false, func() { _, _ = mc.GetMulti(ctx, many) })
 	assert.Equal(t, 0.0, series(t, reg, "memkit_memcached_server_up")["server="+dead])
 	assert.Equal(t, 1.0, series(t, reg, "memkit_memcached_server_up")["server="+srvs[0].Addr])
 	assert.Equal(t, 1.0, series(t, reg, "memkit_memcached_server_marked_down_total")["server="+dead])
@@ -190,7 +156,7 @@ func TestMetrics(t *testing.T) {
 	assert.Positive(t, sum(t, reg, "memkit_memcached_operation_failures_total", "server", dead))
 	assert.Zero(t, sum(t, reg, "memkit_memcached_operation_failures_total", "server", srvs[0].Addr))
 	require.NoError(t, srvs[1].Restart())
-	awaitServer(t, watch.events, dead, true, func() {})
+	watch.Await(t, dead, true, func() {})
 	assert.Equal(t, 1.0, series(t, reg, "memkit_memcached_server_up")["server="+dead])
 
 	// The object cache: hits, misses, loads, a loader's not-found (not a

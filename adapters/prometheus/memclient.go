@@ -74,9 +74,7 @@ func (c *Collector) ObserveOp(_ context.Context, op memclient.Op) {
 // ObserveServer records a server marked down or up; part of
 // memclient.Observer.
 func (c *Collector) ObserveServer(_ context.Context, ev memclient.ServerEvent) {
-	c.upMu.Lock()
-	c.up[ev.Server] = ev.Up
-	c.upMu.Unlock()
+	c.servers.Observe(ev.Server, ev.Up)
 	if !ev.Up {
 		c.markedDown.WithLabelValues(ev.Server).Inc()
 	}
