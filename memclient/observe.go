@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/memkit/memkit/internal/fanout"
 )
 
 // Observer is told what a Client does: every operation on every server,
@@ -231,19 +233,7 @@ func (c *Client) Ping(ctx context.Context) ([]PingResult, error) {
 // ones skipped): for metrics and traces at once, say. With none it
 // returns nil, which costs nothing.
 func Observers(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	switch len(list) {
-	case 0:
-		return nil
-	case 1:
-		return list[0]
-	}
-	return list
+	return fanout.Combine(obs, func(list multiObserver) Observer { return list })
 }
 
 type multiObserver []Observer

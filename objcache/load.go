@@ -42,38 +42,31 @@ const (
 // runs load and returns its result (counting Stats.Errors); it returns a
 // memcached error only for a malformed key.
 func GetOrLoad[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, load func(ctx context.Context) (T, error)) (T, error) {
-	ttl = c.ttl(ttl)
-	k, v, hit, err := lookupKey[T](ctx, c, key)
-	switch {
-	case hit:
-		return v, nil
-	case err != nil:
-		return (&batch[T]{c: c, ttl: ttl, key: key, plain: load}).keyFailed(ctx, err)
-	}
-	v, fl, ok := hitOne[T](ctx, c, k, ttl)
-	if ok {
-		return v, nil
-	}
-	return (&batch[T]{c: c, ttl: ttl, key: key, plain: load}).goOn(ctx, k, fl)
+	return getOrLoadOne(ctx, c, key, c.ttl(ttl), load, nil)
 }
 
 // GetOrLoadTTL is GetOrLoad for loaders that choose the TTL of each value
 // they load (an HTTP max-age, a token's expiry): load returns it with the
 // value, 0 meaning Options.TTL and NoExpiration never expire.
 func GetOrLoadTTL[T any](ctx context.Context, c *Cache, key string, load func(ctx context.Context) (T, time.Duration, error)) (T, error) {
-	ttl := c.ttl(0)
+	return getOrLoadOne(ctx, c, key, c.ttl(0), nil, load)
+}
+
+// getOrLoadOne is GetOrLoad (plain) and GetOrLoadTTL (withTTL) with the
+// resolved ttl. The batch is made only when the lookup does not end it.
+func getOrLoadOne[T any](ctx context.Context, c *Cache, key string, ttl time.Duration, plain func(ctx context.Context) (T, error), withTTL func(ctx context.Context) (T, time.Duration, error)) (T, error) {
 	k, v, hit, err := lookupKey[T](ctx, c, key)
 	switch {
 	case hit:
 		return v, nil
 	case err != nil:
-		return (&batch[T]{c: c, ttl: ttl, key: key, withTTL: load}).keyFailed(ctx, err)
+		return (&batch[T]{c: c, ttl: ttl, key: key, plain: plain, withTTL: withTTL}).keyFailed(ctx, err)
 	}
 	v, fl, ok := hitOne[T](ctx, c, k, ttl)
 	if ok {
 		return v, nil
 	}
-	return (&batch[T]{c: c, ttl: ttl, key: key, withTTL: load}).goOn(ctx, k, fl)
+	return (&batch[T]{c: c, ttl: ttl, key: key, plain: plain, withTTL: withTTL}).goOn(ctx, k, fl)
 }
 
 // keyFailed ends a one-key get-or-load whose full key could not be made:

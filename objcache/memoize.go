@@ -48,26 +48,13 @@ func Memoize1[A, R any](c *Cache, name string, ttl time.Duration, fn func(contex
 				return zero, err
 			}
 		}
-		rttl := c.ttl(ttl)
-		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
-		if hit {
-			return v, nil
-		}
-		if err == nil {
-			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
-				return v, nil
-			} else {
-				a := a // the loader's own copy: a stays on the stack on a hit
-				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a) }}).goOn(ctx, fk, fl)
-			}
-		}
-		a1 := a
-		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1) }}).keyFailed(ctx, err)
+		return memoCall(ctx, c, name, ttl, arg, key, &a, fn)
 	}
 }
 
 // Memoize2 is Memoize1 for functions of two arguments.
 func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B) (R, error)) func(context.Context, A, B) (R, error) {
+	call := func(ctx context.Context, p args2[A, B]) (R, error) { return fn(ctx, p.a, p.b) }
 	return func(ctx context.Context, a A, b B) (R, error) {
 		var buf [argBuf]byte
 		arg, ok := appendArgs2(buf[:0], &a, &b)
@@ -79,26 +66,13 @@ func Memoize2[A, B, R any](c *Cache, name string, ttl time.Duration, fn func(con
 				return zero, err
 			}
 		}
-		rttl := c.ttl(ttl)
-		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
-		if hit {
-			return v, nil
-		}
-		if err == nil {
-			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
-				return v, nil
-			} else {
-				a, b := a, b
-				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a, b) }}).goOn(ctx, fk, fl)
-			}
-		}
-		a1, b1 := a, b
-		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1, b1) }}).keyFailed(ctx, err)
+		return memoCall(ctx, c, name, ttl, arg, key, &args2[A, B]{a, b}, call)
 	}
 }
 
 // Memoize3 is Memoize1 for functions of three arguments.
 func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(context.Context, A, B, D) (R, error)) func(context.Context, A, B, D) (R, error) {
+	call := func(ctx context.Context, p args3[A, B, D]) (R, error) { return fn(ctx, p.a, p.b, p.d) }
 	return func(ctx context.Context, a A, b B, d D) (R, error) {
 		var buf [argBuf]byte
 		arg, ok := appendArgs3(buf[:0], &a, &b, &d)
@@ -110,22 +84,52 @@ func Memoize3[A, B, D, R any](c *Cache, name string, ttl time.Duration, fn func(
 				return zero, err
 			}
 		}
-		rttl := c.ttl(ttl)
-		fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
-		if hit {
-			return v, nil
-		}
-		if err == nil {
-			if v, fl, ok := hitOne[R](ctx, c, fk, rttl); ok {
-				return v, nil
-			} else {
-				a, b, d := a, b, d
-				return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a, b, d) }}).goOn(ctx, fk, fl)
-			}
-		}
-		a1, b1, d1 := a, b, d
-		return (&batch[R]{c: c, ttl: rttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, a1, b1, d1) }}).keyFailed(ctx, err)
+		return memoCall(ctx, c, name, ttl, arg, key, &args3[A, B, D]{a, b, d}, call)
 	}
+}
+
+// args2 and args3 carry the arguments of Memoize2 and Memoize3 to
+// memoCall as one value.
+type (
+	args2[A, B any] struct {
+		a A
+		b B
+	}
+	args3[A, B, D any] struct {
+		a A
+		b B
+		d D
+	}
+)
+
+// memoCall is the body shared by the memoized functions: the call of fn
+// with the arguments *p, whose encoding arg (from appendArg) or key (from
+// ArgsKey) makes the key under name (see memoLookup), through the
+// get-or-load of one key with ttl. p is only read: a hit leaves the
+// arguments where the caller has them (on its stack); a miss copies them
+// for the loader.
+func memoCall[P, R any](ctx context.Context, c *Cache, name string, ttl time.Duration, arg []byte, key string, p *P, fn func(context.Context, P) (R, error)) (R, error) {
+	rttl := c.ttl(ttl)
+	fk, key, v, hit, err := memoLookup[R](ctx, c, name, arg, key)
+	if hit {
+		return v, nil
+	}
+	if err != nil {
+		return memoBatch(c, rttl, key, p, fn).keyFailed(ctx, err)
+	}
+	v, fl, ok := hitOne[R](ctx, c, fk, rttl)
+	if ok {
+		return v, nil
+	}
+	return memoBatch(c, rttl, key, p, fn).goOn(ctx, fk, fl)
+}
+
+// memoBatch is the get-or-load of a memoized call that missed, whose
+// loader calls fn with its own copy of *p: the caller's arguments stay
+// on the stack on a hit, as only a miss comes here.
+func memoBatch[P, R any](c *Cache, ttl time.Duration, key string, p *P, fn func(context.Context, P) (R, error)) *batch[R] {
+	args := *p // the loader's own copy: the arguments stay on the stack on a hit
+	return &batch[R]{c: c, ttl: ttl, key: key, plain: func(ctx context.Context) (R, error) { return fn(ctx, args) }}
 }
 
 // memoLookup returns the full key and the key (without prefix) of a

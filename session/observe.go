@@ -3,6 +3,8 @@ package session
 import (
 	"context"
 	"time"
+
+	"github.com/memkit/memkit/internal/fanout"
 )
 
 // Observer is told what a Manager does with the store, for metrics and
@@ -90,19 +92,7 @@ func (m *Manager) observe(ctx context.Context, kind EventKind, start time.Time, 
 // Observers returns an Observer that tells each of obs, in order (nil
 // ones skipped). With none it returns nil, which costs nothing.
 func Observers(obs ...Observer) Observer {
-	var list multiObserver
-	for _, o := range obs {
-		if o != nil {
-			list = append(list, o)
-		}
-	}
-	switch len(list) {
-	case 0:
-		return nil
-	case 1:
-		return list[0]
-	}
-	return list
+	return fanout.Combine(obs, func(list multiObserver) Observer { return list })
 }
 
 type multiObserver []Observer

@@ -277,49 +277,19 @@ func (r *record) EncodeMsgpack(enc *msgpack.Encoder) error {
 	w.do(enc.EncodeInt(r.Created))
 	if len(r.Values) > 0 {
 		w.key("v")
-		w.do(enc.EncodeMapLen(len(r.Values)))
-		for k, v := range r.Values {
-			w.do(enc.EncodeString(k))
-			w.raw(v)
-		}
+		writeMap(&w, r.Values, encodeRaw)
 	}
 	if len(r.Types) > 0 {
 		w.key("t")
-		w.do(enc.EncodeMapLen(len(r.Types)))
-		for k, v := range r.Types {
-			w.do(enc.EncodeString(k))
-			w.do(enc.EncodeString(v))
-		}
+		writeMap(&w, r.Types, (*msgpack.Encoder).EncodeString)
 	}
 	if len(r.Flashes) > 0 {
 		w.key("f")
-		w.do(enc.EncodeMapLen(len(r.Flashes)))
-		for k, list := range r.Flashes {
-			w.do(enc.EncodeString(k))
-			if list == nil {
-				w.do(enc.EncodeNil())
-				continue
-			}
-			w.do(enc.EncodeArrayLen(len(list)))
-			for _, v := range list {
-				w.raw(v)
-			}
-		}
+		writeListMap(&w, r.Flashes, encodeRaw)
 	}
 	if len(r.FlashTypes) > 0 {
 		w.key("ft")
-		w.do(enc.EncodeMapLen(len(r.FlashTypes)))
-		for k, list := range r.FlashTypes {
-			w.do(enc.EncodeString(k))
-			if list == nil {
-				w.do(enc.EncodeNil())
-				continue
-			}
-			w.do(enc.EncodeArrayLen(len(list)))
-			for _, v := range list {
-				w.do(enc.EncodeString(v))
-			}
-		}
+		writeListMap(&w, r.FlashTypes, (*msgpack.Encoder).EncodeString)
 	}
 	if r.Lifetime != 0 {
 		w.key("l")
@@ -362,14 +332,40 @@ func (w *recordWriter) do(err error) {
 
 func (w *recordWriter) key(k string) { w.do(w.enc.EncodeString(k)) }
 
-// raw writes an encoded value as msgpack writes a RawMessage: nil as
-// msgpack's nil, anything else as it is.
-func (w *recordWriter) raw(v msgpack.RawMessage) {
+// encodeRaw writes an encoded value as msgpack writes a RawMessage: nil
+// as msgpack's nil, anything else as it is.
+func encodeRaw(enc *msgpack.Encoder, v msgpack.RawMessage) error {
 	if v == nil {
-		w.do(w.enc.EncodeNil())
-		return
+		return enc.EncodeNil()
 	}
-	w.do(v.EncodeMsgpack(w.enc))
+	return v.EncodeMsgpack(enc)
+}
+
+// writeMap writes m as msgpack writes a map[string]V, each value by
+// elem. (elem gets the encoder, not w: w stays on its caller's stack.)
+func writeMap[V any](w *recordWriter, m map[string]V, elem func(*msgpack.Encoder, V) error) {
+	w.do(w.enc.EncodeMapLen(len(m)))
+	for k, v := range m {
+		w.do(w.enc.EncodeString(k))
+		w.do(elem(w.enc, v))
+	}
+}
+
+// writeListMap writes m as msgpack writes a map[string][]V (a nil list as
+// msgpack's nil), each element by elem.
+func writeListMap[V any](w *recordWriter, m map[string][]V, elem func(*msgpack.Encoder, V) error) {
+	w.do(w.enc.EncodeMapLen(len(m)))
+	for k, list := range m {
+		w.do(w.enc.EncodeString(k))
+		if list == nil {
+			w.do(w.enc.EncodeNil())
+			continue
+		}
+		w.do(w.enc.EncodeArrayLen(len(list)))
+		for _, v := range list {
+			w.do(elem(w.enc, v))
+		}
+	}
 }
 
 // maxPrealloc bounds the room made for a map or list before its entries
@@ -415,13 +411,13 @@ func (r *record) DecodeMsgpack(dec *msgpack.Decoder) error {
 		case "c":
 			r.Created, err = dec.DecodeInt64()
 		case "v":
-			r.Values, err = decodeRawMap(dec, r.Values)
+			r.Values, err = decodeMap(dec, r.Values, decodeRaw)
 		case "t":
-			r.Types, err = decodeStringMap(dec, r.Types)
+			r.Types, err = decodeMap(dec, r.Types, (*msgpack.Decoder).DecodeString)
 		case "f":
-			r.Flashes, err = decodeRawListMap(dec, r.Flashes)
+			r.Flashes, err = decodeListMap(dec, r.Flashes, decodeRaw)
 		case "ft":
-			r.FlashTypes, err = decodeStringListMap(dec, r.FlashTypes)
+			r.FlashTypes, err = decodeListMap(dec, r.FlashTypes, (*msgpack.Decoder).DecodeString)
 		case "l":
 			r.Lifetime, err = dec.DecodeInt64()
 		case "p":
@@ -459,29 +455,22 @@ func decodeMapLen[V any](dec *msgpack.Decoder, m map[string]V) (int, map[string]
 	return n, m, nil
 }
 
-func decodeRawMap(dec *msgpack.Decoder, m map[string]msgpack.RawMessage) (map[string]msgpack.RawMessage, error) {
+// decodeMap reads a map[string]V into m (see decodeMapLen), each value
+// by elem.
+func decodeMap[V any](dec *msgpack.Decoder, m map[string]V, elem func(*msgpack.Decoder) (V, error)) (map[string]V, error) {
 	n, m, err := decodeMapLen(dec, m)
 	for i := 0; i < n && err == nil; i++ {
 		var k string
 		if k, err = dec.DecodeString(); err == nil {
-			m[k], err = decodeRaw(dec)
+			m[k], err = elem(dec)
 		}
 	}
 	return m, err
 }
 
-func decodeStringMap(dec *msgpack.Decoder, m map[string]string) (map[string]string, error) {
-	n, m, err := decodeMapLen(dec, m)
-	for i := 0; i < n && err == nil; i++ {
-		var k string
-		if k, err = dec.DecodeString(); err == nil {
-			m[k], err = dec.DecodeString()
-		}
-	}
-	return m, err
-}
-
-func decodeRawListMap(dec *msgpack.Decoder, m map[string][]msgpack.RawMessage) (map[string][]msgpack.RawMessage, error) {
+// decodeListMap reads a map[string][]V into m (see decodeMapLen), a nil
+// list as nil, each element by elem.
+func decodeListMap[V any](dec *msgpack.Decoder, m map[string][]V, elem func(*msgpack.Decoder) (V, error)) (map[string][]V, error) {
 	n, m, err := decodeMapLen(dec, m)
 	for i := 0; i < n && err == nil; i++ {
 		var k string
@@ -493,33 +482,10 @@ func decodeRawListMap(dec *msgpack.Decoder, m map[string][]msgpack.RawMessage) (
 			m[k] = nil
 			continue
 		}
-		list := make([]msgpack.RawMessage, 0, min(l, maxPrealloc))
+		list := make([]V, 0, min(l, maxPrealloc))
 		for j := 0; j < l && err == nil; j++ {
-			var v msgpack.RawMessage
-			v, err = decodeRaw(dec)
-			list = append(list, v)
-		}
-		m[k] = list
-	}
-	return m, err
-}
-
-func decodeStringListMap(dec *msgpack.Decoder, m map[string][]string) (map[string][]string, error) {
-	n, m, err := decodeMapLen(dec, m)
-	for i := 0; i < n && err == nil; i++ {
-		var k string
-		if k, err = dec.DecodeString(); err != nil {
-			break
-		}
-		var l int
-		if l, err = dec.DecodeArrayLen(); err != nil || l < 0 {
-			m[k] = nil
-			continue
-		}
-		list := make([]string, 0, min(l, maxPrealloc))
-		for j := 0; j < l && err == nil; j++ {
-			var v string
-			v, err = dec.DecodeString()
+			var v V
+			v, err = elem(dec)
 			list = append(list, v)
 		}
 		m[k] = list
